@@ -1,0 +1,118 @@
+# clubd - one non-recursive Makefile.
+#   make            build build/clubd (and clubctl when it lands)
+#   make run        install missing packages, start a private redis-server and clubd
+#   make check      install missing packages, build with -Werror, unit + integration
+#                   tests, then the same suite under ASan+UBSan; ends with "N passed, N failed"
+#   make check-style  clang-format check and banned functions
+#   make asan       the sanitizer build in build-asan/
+#   make bench      the benchmarks in bench/ (figures go to docs/benchmarks.md)
+#   make install    PREFIX=/usr/local DESTDIR=
+
+PREFIX  ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+BINDIR  ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+MANDIR ?= $(PREFIX)/share/man
+DESTDIR ?=
+
+B       ?= build
+CC      ?= cc
+PKGS    := libuv hiredis libcurl jansson libmicrohttpd libsystemd inih libesmtp-1.0 icu-uc icu-i18n libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -Wstrict-prototypes -Wmissing-prototypes
+OPT     ?= -O2 -g
+CFLAGS  ?=
+CPPFLAGS += -D_GNU_SOURCE -Idaemon -Ichannels -I$(B)/gen
+ALL_CFLAGS = -std=c11 $(OPT) $(WARN) $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP
+LDLIBS  += $(PKG_LIBS) -lm -lpthread
+
+LIB_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c daemon/club/*.c)) $(wildcard channels/*.c)
+LUA_SRC := $(sort $(wildcard daemon/lua/*.lua))
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(B)/gen/lua_scripts.o
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+TOOL_SRC := $(wildcard bench/*.c)
+TOOL_BIN := $(TOOL_SRC:bench/%.c=$(B)/bench/%)
+
+.PHONY: all run check check-unit check-integration check-style asan bench install deps clean fuzz
+all: $(B)/clubd $(UNIT_BIN) $(TOOL_BIN)
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/gen/lua_scripts.c: $(LUA_SRC) tools/embed-lua.sh
+	@mkdir -p $(dir $@)
+	sh tools/embed-lua.sh $(LUA_SRC) > $@.tmp && mv $@.tmp $@
+
+$(B)/gen/lua_scripts.o: $(B)/gen/lua_scripts.c
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/libclubd.a: $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(B)/clubd: $(B)/daemon/main.o $(B)/libclubd.a
+	$(CC) $(OPT) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/%: tests/unit/%.c $(B)/libclubd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libclubd.a $(LDFLAGS) $(LDLIBS) $(CMOCKA_LIBS)
+
+$(B)/bench/%: bench/%.c $(B)/libclubd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libclubd.a $(LDFLAGS) $(LDLIBS)
+
+deps:
+	sh tools/deps
+
+run: deps
+	$(MAKE) $(B)/clubd
+	sh tools/devrun
+
+# The suite: normal build first, then the ASan+UBSan build, then one summary.
+check: deps
+	@rm -f build/.results build-asan/.results
+	$(MAKE) all
+	$(MAKE) check-style
+	sh tests/run-suite $(B)
+	$(MAKE) asan
+	sh tests/run-suite build-asan
+	sh tests/summary build/.results build-asan/.results
+
+check-unit: all
+	sh tests/run-suite $(B) unit
+
+check-integration: all
+	sh tests/run-suite $(B) integration
+
+asan:
+	$(MAKE) B=build-asan OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" LDFLAGS="-fsanitize=address,undefined" all
+
+check-style:
+	sh tools/check-style
+
+bench: all
+	sh bench/run
+
+install: $(B)/clubd
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/clubd $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
+	install -m 0755 $(B)/clubd $(DESTDIR)$(SBINDIR)/clubd
+	install -m 0640 config/clubd.conf $(DESTDIR)$(SYSCONFDIR)/clubd/clubd.conf
+	install -m 0640 config/tokens.example $(DESTDIR)$(SYSCONFDIR)/clubd/tokens.example
+	sed 's|@SBINDIR@|$(SBINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' systemd/clubd.service.in \
+		> $(DESTDIR)$(UNITDIR)/clubd.service
+	install -m 0644 systemd/clubd.sysusers $(DESTDIR)$(SYSUSERSDIR)/clubd.conf
+	install -m 0644 systemd/clubd.tmpfiles $(DESTDIR)$(TMPFILESDIR)/clubd.conf
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,113 @@
+/*
+ * channel.h - the channel driver interface and registry.
+ *
+ * A driver is a table of function pointers registered by name.  Drivers own
+ * transport details only: no preference logic, no Redis layout, no retries.
+ * A send reports exactly once: OK (with the provider's id), TEMPFAIL (with a
+ * reason and an optional retry-after) or PERMFAIL (with a reason).  The
+ * scheduler alone decides retries, backoff and expiry.
+ *
+ * struct chan wraps one configured channel ([channel.NAME]): it enforces the
+ * channel's max_inflight and token-bucket rate for every driver, so a driver
+ * never sees more concurrent sends than it was configured for.
+ */
+#ifndef CLUBD_CHANNEL_H
+#define CLUBD_CHANNEL_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "../daemon/config.h"
+
+enum chan_status { CHAN_OK = 0, CHAN_TEMPFAIL = 1, CHAN_PERMFAIL = 2 };
+
+struct chan_result {
+	enum chan_status status;
+	char provider_id[128];  /* OK: the provider's message id, may be "" */
+	char reason[256];       /* TEMPFAIL/PERMFAIL: short, no secrets, no body */
+	int64_t retry_after_ms; /* TEMPFAIL: provider's hint, 0 = none */
+	int segments;           /* SMS: parts billed; 0 when unknown/not SMS */
+};
+
+/* A rendered message; every pointer is borrowed until the done callback. */
+struct chan_msg {
+	const char *id;      /* message id */
+	const char *channel; /* channel name (sms, email, chat) */
+	const char *category;
+	const char *contact_id;
+	const char *to; /* normalised address for this channel */
+	const char *lang;
+	const char *subject; /* may be NULL */
+	const char *text;    /* may be NULL for html-only email */
+	const char *html;    /* may be NULL */
+	int attempt;         /* 1 for the first try */
+	int64_t created_ms;
+};
+
+typedef void (*chan_done_cb)(void *arg, const struct chan_result *res);
+
+struct chan;
+
+struct chan_driver {
+	const char *name;
+	/* Validate the driver's keys in c->cfg->sec (mark them used via
+	 * cfg_sec_*) and allocate c->priv.  No I/O.  0 or -1 with err. */
+	int (*configure)(struct chan *c, struct cfg_error *err);
+	/* Open what the driver needs on the loop.  0 or negative errno. */
+	int (*start)(struct chan *c, uv_loop_t *loop);
+	/* Begin one send; call done exactly once, never from inside send().
+	 * 0, or a negative errno when the send could not even start (the
+	 * wrapper turns that into TEMPFAIL). */
+	int (*send)(struct chan *c, const struct chan_msg *m, chan_done_cb done, void *arg);
+	/* Stop: abort nothing in flight; call stopped once every send has
+	 * reported and every handle is closed. */
+	void (*stop)(struct chan *c, void (*stopped)(struct chan *c));
+	/* Free c->priv.  Called after stopped, or after configure only. */
+	void (*destroy)(struct chan *c);
+};
+
+struct chan {
+	const struct chan_driver *drv;
+	const struct cfg_channel *cfg; /* borrowed from the config */
+	void *priv;                    /* the driver's */
+	uv_loop_t *loop;
+
+	/* owned by channel.c */
+	int inflight; /* accepted by chan_send, not yet reported */
+	double tokens;
+	int64_t tokens_at; /* mono ms */
+	uv_timer_t rate_timer;
+	struct chan_pending *wait_head, *wait_tail; /* waiting for a token */
+	int stopping;
+	void (*stopped_cb)(struct chan *c);
+	uint64_t sent_ok, sent_temp, sent_perm; /* counters */
+};
+
+/* The registry: a NULL-terminated table of every built-in driver. */
+const struct chan_driver *chan_driver_find(const char *name);
+
+/* Configure every [channel.X] of cfg; -1 with err on the first error.
+ * *out is an array of nchannels (cfg order). */
+int chan_configure_all(const struct config *cfg, struct chan **out, size_t *n,
+                       struct cfg_error *err);
+int chan_start_all(struct chan *chans, size_t n, uv_loop_t *loop);
+/* Stops all; cb once every channel has stopped. */
+void chan_stop_all(struct chan *chans, size_t n, void (*cb)(void *arg), void *arg);
+void chan_free_all(struct chan *chans, size_t n);
+
+struct chan *chan_find(struct chan *chans, size_t n, const char *name);
+
+/* Free slots: how many more sends chan_send would accept right now. */
+int chan_free_slots(const struct chan *c);
+
+/*
+ * Send through the channel's rate limit and concurrency window.  Copies
+ * nothing: m's strings must live until done.  Returns 0 (done will be called
+ * exactly once, later), or -EBUSY when no slot is free (done not called).
+ */
+int chan_send(struct chan *c, const struct chan_msg *m, chan_done_cb done, void *arg);
+
+/* Apply a reloaded [channel.X] (rate, burst, max_inflight). */
+void chan_reconfigure(struct chan *c, const struct cfg_channel *cfg);
+
+#endif

@@ -1,0 +1,100 @@
+/*
+ * api.h - the HTTP server glue: libmicrohttpd in external-epoll mode inside
+ * the libuv loop, routing, bearer-token auth with roles, body limits, JSON
+ * answers and errors, and asynchronous (suspended) requests.
+ *
+ * Handlers never block.  A handler that needs Redis issues its commands and
+ * returns; the connection stays suspended until the handler (or a callback
+ * it set up) calls one api_reply_*().  Every request has a deadline
+ * ([api] request_timeout): if no answer was given by then the client gets
+ * 503 and a later reply is dropped.  The request struct lives until both the
+ * connection completed and every api_hold() was matched by api_release(),
+ * so an asynchronous callback may always touch its request.
+ *
+ * Errors are always {"error":{"code":"...","message":"...","field":"..."}}.
+ */
+#ifndef CLUBD_API_H
+#define CLUBD_API_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+
+struct api_req;
+struct api_server;
+
+enum api_role { ROLE_NONE = 0, ROLE_VIEWER = 1, ROLE_MARKETER = 2, ROLE_ADMIN = 3 };
+/* "viewer" ... "admin"; ROLE_NONE (0) when unknown. */
+enum api_role api_role_parse(const char *s);
+const char *api_role_name(enum api_role r);
+
+enum api_body {
+	API_BODY_NONE,   /* body refused with 400 if present */
+	API_BODY_JSON,   /* buffered up to [api] max_body, parsed, must be an object */
+	API_BODY_STREAM, /* handed over in chunks, up to [api] max_bulk_body */
+};
+
+struct api_route {
+	const char *method; /* "GET", "POST", "PATCH", "DELETE" */
+	const char *path;   /* "/v1/contacts/{id}"; {name} matches one segment */
+	enum api_role role; /* minimum role; ROLE_NONE = no token needed */
+	enum api_body body;
+	/* NONE/JSON: called once the body is complete.  STREAM: called before
+	 * the first chunk. */
+	void (*handle)(struct api_req *rq);
+	/* STREAM only.  Consume up to len bytes, return how many were taken
+	 * (0..len) or -1 after replying with an error.  Taking fewer than len
+	 * suspends the upload until api_resume(). */
+	long (*chunk)(struct api_req *rq, const char *data, size_t len);
+	/* STREAM only: the body is complete (all chunks taken). */
+	void (*end)(struct api_req *rq);
+};
+
+/* routes and app are borrowed for the server's lifetime. */
+struct api_server *api_server_new(uv_loop_t *loop, const struct config *cfg,
+                                  const struct api_route *routes, size_t nroutes, void *app);
+/* Load tokens and bind; 0 or -1 with err. */
+int api_server_start(struct api_server *s, struct cfg_error *err);
+int api_server_port(const struct api_server *s);
+/* SIGHUP: re-read the tokens file and limits; on error keep the old ones. */
+int api_server_reload(struct api_server *s, const struct config *cfg, struct cfg_error *err);
+/* Stop accepting connections (SIGTERM, first step of the drain). */
+void api_server_stop_intake(struct api_server *s);
+/* Answer every suspended request with 503, close, then cb.  Frees s. */
+void api_server_close(struct api_server *s, void (*cb)(void *arg), void *arg);
+/* Requests handled, by status class, for /metrics. */
+void api_server_stats(const struct api_server *s, uint64_t counts[6]);
+
+/* Request accessors (all borrowed, valid until the request is freed). */
+void *api_app(struct api_req *rq);
+const char *api_method(struct api_req *rq);
+const char *api_path(struct api_req *rq);
+const char *api_param(struct api_req *rq, const char *name); /* path {name} */
+const char *api_query(struct api_req *rq, const char *name); /* ?name= */
+const char *api_header(struct api_req *rq, const char *name);
+json_t *api_json(struct api_req *rq);           /* API_BODY_JSON: the parsed object */
+const char *api_token_name(struct api_req *rq); /* "" for ROLE_NONE routes */
+enum api_role api_req_role(struct api_req *rq);
+
+/* Per-request handler state, freed with free_fn when the request goes. */
+void api_set_data(struct api_req *rq, void *data, void (*free_fn)(void *));
+void *api_data(struct api_req *rq);
+
+void api_hold(struct api_req *rq);
+void api_release(struct api_req *rq);
+void api_resume(struct api_req *rq); /* STREAM: continue the upload */
+int api_replied(const struct api_req *rq);
+
+/* Add a response header before replying (copied; CR/LF refused). */
+void api_add_header(struct api_req *rq, const char *name, const char *value);
+/* Reply once; later calls are ignored.  json is stolen. */
+void api_reply_json(struct api_req *rq, unsigned status, json_t *json);
+void api_reply_error(struct api_req *rq, unsigned status, const char *code, const char *field,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void api_reply_raw(struct api_req *rq, unsigned status, const char *content_type, const char *data,
+                   size_t len);
+
+#endif

@@ -1,0 +1,169 @@
+/*
+ * config.h - the one typed option table and the parsed configuration.
+ *
+ * Fixed sections ([api], [redis], [sched], [dispatch], [contacts], [prefs],
+ * [log], [outbox]) map onto struct config through a table of rows (section,
+ * name, type, default, min, max, reloadable, help).  Channel sections
+ * ([channel.sms], [channel.email], [channel.chat]) keep their raw key/value
+ * pairs (with line numbers) so each channel driver validates its own keys
+ * through cfg_sec_* helpers; the common channel keys are parsed here.
+ */
+#ifndef CLUBD_CONFIG_H
+#define CLUBD_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* An error that names file, line and key: "clubd.conf:12: api.port: ..." */
+struct cfg_error {
+	char msg[512];
+};
+
+struct cfg_kv {
+	char *key;
+	char *value;
+	int line;
+	int used; /* set when a driver consumed the key; unused keys are errors */
+};
+
+struct cfg_section {
+	char *name;       /* full section name, e.g. "channel.sms" */
+	const char *file; /* borrowed from struct config */
+	int line;
+	struct cfg_kv *kv;
+	size_t nkv;
+};
+
+/* Channel kinds are fixed: an address kind each. */
+#define CFG_CHANNEL_KINDS 3 /* sms, email, chat */
+
+struct cfg_channel {
+	char *name;              /* "sms", "email" or "chat" */
+	char *driver;            /* "outbox", "webhook", ... */
+	int max_inflight;        /* concurrent sends on this channel */
+	double rate;             /* token bucket, messages per second; 0 = unlimited */
+	int burst;               /* bucket size */
+	int64_t timeout_ms;      /* per-send deadline the driver must honour */
+	struct cfg_section *sec; /* all keys, for the driver */
+};
+
+struct config {
+	char *path;
+
+	/* [api] */
+	char *api_listen;          /* address, "127.0.0.1" */
+	int api_port;              /* 0 = pick a free port (tests); the port is logged */
+	char *api_tokens_file;     /* "name role sha256hex" lines */
+	int64_t api_max_body;      /* bytes, JSON bodies */
+	int64_t api_max_bulk_body; /* bytes, NDJSON streams */
+	int api_max_connections;
+	int64_t api_connection_timeout_ms; /* idle connection */
+	int64_t api_request_timeout_ms;    /* whole request incl. Redis work */
+	char *api_port_file;               /* if set, the bound port is written here */
+
+	/* [redis] */
+	char *redis_host;
+	int redis_port;
+	char *redis_socket; /* unix socket path; wins over host/port */
+	char *redis_password_file;
+	int redis_db;
+	char *redis_prefix; /* key prefix, "clubd:" */
+	int64_t redis_command_timeout_ms;
+	int64_t redis_connect_timeout_ms;
+	int64_t redis_reconnect_min_ms;
+	int64_t redis_reconnect_max_ms;
+
+	/* [sched] */
+	int64_t sched_tick_ms; /* due-set scan period */
+	int sched_batch;       /* items moved per Lua call */
+	int64_t sched_retry_min_ms;
+	int64_t sched_retry_max_ms;
+	int sched_max_attempts;
+	int64_t sched_message_ttl_ms;  /* default expiry after creation */
+	int64_t sched_reclaim_idle_ms; /* XAUTOCLAIM min idle */
+	int64_t sched_reclaim_interval_ms;
+
+	/* [dispatch] */
+	int dispatch_max_inflight;         /* messages claimed and not yet settled */
+	int64_t dispatch_drain_timeout_ms; /* SIGTERM: wait for in-flight */
+	int64_t dispatch_block_ms;         /* XREADGROUP BLOCK */
+
+	/* [contacts] */
+	char *contacts_default_country; /* ISO 3166 alpha-2, "IR" */
+	char *contacts_default_tz;      /* IANA zone, "Asia/Tehran" */
+	char *contacts_default_lang;
+	int contacts_timeline_max; /* entries kept per contact */
+
+	/* [prefs] */
+	char *prefs_quiet_hours;       /* default "22:00-08:00" or "" */
+	int prefs_quiet_transactional; /* 1: quiet hours hold transactional too */
+
+	/* [log] */
+	int log_level;    /* syslog priority */
+	char *log_format; /* "kv" or "json" */
+	char *log_trace;  /* subsystems */
+
+	/* [outbox] */
+	char *outbox_dir; /* default directory for outbox drivers */
+
+	struct cfg_channel *channels;
+	size_t nchannels;
+
+	struct cfg_section *sections; /* every section, raw */
+	size_t nsections;
+};
+
+/* One row of the option table (exported for docs/man generation). */
+enum cfg_type { CFG_STR, CFG_INT, CFG_SIZE, CFG_DURATION, CFG_BOOL, CFG_LEVEL };
+struct cfg_opt {
+	const char *section;
+	const char *name;
+	enum cfg_type type;
+	size_t offset;
+	const char *def;
+	int64_t min, max;
+	int reloadable;
+	const char *help;
+};
+extern const struct cfg_opt cfg_options[];
+extern const size_t cfg_noptions;
+
+/*
+ * Load and validate a file.  0 and *out set (caller frees with
+ * config_free), or -1 with err filled: the first error with file, line
+ * and key.  path NULL loads the built-in defaults only.
+ */
+int config_load(const char *path, struct config **out, struct cfg_error *err);
+void config_free(struct config *c);
+
+/*
+ * Check that `next` differs from `cur` only in reloadable options (and
+ * channel rate/burst/max_inflight).  0, or -1 with err naming the first
+ * option that needs a restart.
+ */
+int config_reload_check(const struct config *cur, const struct config *next, struct cfg_error *err);
+
+const struct cfg_channel *config_channel(const struct config *c, const char *name);
+
+/* Helpers for drivers validating their own [channel.X] keys.  Each marks the
+ * key used; *_req variants fail when missing.  Errors name file:line:key. */
+const char *cfg_sec_str(struct cfg_section *s, const char *key, const char *def);
+int cfg_sec_int(struct cfg_section *s, const char *key, int64_t def, int64_t min, int64_t max,
+                int64_t *out, struct cfg_error *err);
+int cfg_sec_duration(struct cfg_section *s, const char *key, int64_t def, int64_t min, int64_t max,
+                     int64_t *out, struct cfg_error *err);
+int cfg_sec_bool(struct cfg_section *s, const char *key, int def, int *out, struct cfg_error *err);
+/* Fails with "unknown key" for the first key nobody marked used. */
+int cfg_sec_check_unused(const struct cfg_section *s, struct cfg_error *err);
+void cfg_error_set(struct cfg_error *err, const struct cfg_section *s, const char *key,
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/*
+ * Read a secret from a file (trailing newline stripped) or, when the value
+ * starts with "env:", from that environment variable; "cred:NAME" reads
+ * $CREDENTIALS_DIRECTORY/NAME (systemd LoadCredential=).  Caller frees.
+ * NULL with err filled on failure; never logs the secret.
+ */
+char *cfg_read_secret(const char *spec, struct cfg_error *err);
+
+#endif

@@ -1,0 +1,89 @@
+/*
+ * prefs.h - a contact's preferences and the dispatch-time decision.  Pure
+ * functions with an injected clock: given the contact, the message and
+ * `now`, say SEND on channel X, DEFER until T, or SUPPRESS with a reason.
+ *
+ * The JSON form (API and Redis):
+ *   {"channels": ["sms","email","chat"],           preferred order
+ *    "consent": {"sms": true, "email": false},     per channel, default true
+ *    "categories": {"promotional": false},         per category, default true
+ *    "quiet_hours": {"start": "22:00", "end": "08:00"},   local time
+ *    "window": {"start": "09:00", "end": "20:00"}}        preferred time
+ * Windows may cross midnight; start == end is refused.  Quiet hours and the
+ * window are read in the contact's IANA time zone.
+ */
+#ifndef CLUBD_PREFS_H
+#define CLUBD_PREFS_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "addr.h"
+
+enum category {
+	CAT_TRANSACTIONAL = 0,
+	CAT_PROMOTIONAL,
+	CAT_SURVEY,
+	CAT_LOTTERY,
+	CAT_OCCASION,
+	CAT__N
+};
+int category_parse(const char *s); /* -1 when unknown */
+const char *category_name(enum category c);
+
+struct prefs_window {
+	int set;
+	int start_min, end_min; /* minutes after local midnight, 0..1439 */
+};
+
+struct prefs {
+	int order[ADDR_KINDS]; /* preferred order of addr kinds */
+	int norder;
+	signed char consent[ADDR_KINDS]; /* -1 unset, 0 revoked, 1 given */
+	signed char cat_consent[CAT__N];
+	struct prefs_window quiet;
+	struct prefs_window window;
+};
+
+/*
+ * Validate and parse the JSON object (NULL = empty preferences).  0, or -1
+ * with *field set to a static JSON path ("preferences.quiet_hours.start")
+ * and *reason to a static reason.
+ */
+int prefs_parse(const json_t *j, struct prefs *p, const char **field, const char **reason);
+/* The canonical JSON form of p (new reference). */
+json_t *prefs_to_json(const struct prefs *p);
+/* "HH:MM-HH:MM" (config default quiet hours); "" = unset.  0 or -1. */
+int prefs_parse_window(const char *s, struct prefs_window *w);
+
+enum prefs_action { PREFS_SEND, PREFS_DEFER, PREFS_SUPPRESS };
+
+struct prefs_input {
+	const struct prefs *prefs;
+	const char *tz;               /* contact's IANA zone (or the default) */
+	const char *addr[ADDR_KINDS]; /* NULL or "" when missing */
+	int requested;                /* an addr kind, or -1 for "preferred" */
+	enum category category;
+	int64_t now_ms;
+	const struct prefs_window *default_quiet; /* config, may be unset */
+	int quiet_transactional;                  /* quiet hours also hold transactional */
+	const int *channel_enabled;               /* [ADDR_KINDS]: configured channels */
+};
+
+struct prefs_decision {
+	enum prefs_action action;
+	int channel;            /* SEND: addr kind to use */
+	int64_t defer_until_ms; /* DEFER */
+	char reason[96];        /* SUPPRESS/DEFER: "opted_out:sms", "quiet_hours", ... */
+};
+
+void prefs_decide(const struct prefs_input *in, struct prefs_decision *out);
+
+/*
+ * The first instant >= now at which a message may go out given quiet hours
+ * and window in zone tz; now itself when allowed.  -1 on an unknown zone.
+ */
+int64_t prefs_next_allowed(const struct prefs_window *quiet, const struct prefs_window *window,
+                           const char *tz, int64_t now_ms);
+
+#endif
