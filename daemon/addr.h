@@ -18,7 +18,8 @@
 
 enum addr_kind { ADDR_SMS = 0, ADDR_EMAIL = 1, ADDR_CHAT = 2, ADDR_KINDS = 3 };
 
-/* "sms", "email", "chat" <-> kind; -1 when unknown. */
+/* "sms", "email", "chat" <-> kind; -1 when unknown (exact, lower-case).
+ * addr_kind_name() returns "unknown" for an out-of-range kind. */
 int addr_kind_parse(const char *s);
 const char *addr_kind_name(enum addr_kind k);
 
@@ -30,7 +31,17 @@ const char *addr_kind_name(enum addr_kind k);
 int addr_normalize(enum addr_kind kind, const char *in, const char *default_country, char *out,
                    const char **reason);
 
-/* Calling code for an ISO country ("IR" -> "98"); NULL when unknown. */
+/*
+ * The same with an explicit length, for callers holding strings that may
+ * carry an embedded NUL (JSON, form data): a NUL inside in[0..len) is
+ * refused.  addr_normalize() is this with strnlen(in, ADDR_MAX + 1).
+ * On success *reason is set to NULL; on failure out is "".
+ */
+int addr_normalize_n(enum addr_kind kind, const char *in, size_t len, const char *default_country,
+                     char *out, const char **reason);
+
+/* Calling code for an ISO country ("IR" -> "98"); NULL when unknown.
+ * Case-insensitive ("ir" works too). */
 const char *addr_country_code(const char *iso2);
 
 #endif

@@ -82,9 +82,9 @@ void log_vemit(int prio, const char *sub, const char *fmt, va_list ap)
 		journal = getenv("JOURNAL_STREAM") != NULL;
 	char body[4096];
 	vsnprintf(body, sizeof body, fmt, ap);
-	char line[4096 + 256];
+	char line[2 * 4096 + 256];
 	if (cur_fmt == LOG_FMT_JSON) {
-		char esc[sizeof body * 2];
+		char esc[2 * 4096];
 		json_escape(esc, sizeof esc, body);
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);

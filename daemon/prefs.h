@@ -9,8 +9,10 @@
  *    "categories": {"promotional": false},         per category, default true
  *    "quiet_hours": {"start": "22:00", "end": "08:00"},   local time
  *    "window": {"start": "09:00", "end": "20:00"}}        preferred time
- * Windows may cross midnight; start == end is refused.  Quiet hours and the
- * window are read in the contact's IANA time zone.
+ * Windows may cross midnight and are [start, end) by the local wall clock;
+ * start == end is refused, and so is a window lying entirely inside the quiet
+ * hours.  Unknown keys are refused; a top-level key may be null (= unset).
+ * Quiet hours and the window are read in the contact's IANA time zone.
  */
 #ifndef CLUBD_PREFS_H
 #define CLUBD_PREFS_H
@@ -46,12 +48,16 @@ struct prefs {
 };
 
 /*
- * Validate and parse the JSON object (NULL = empty preferences).  0, or -1
- * with *field set to a static JSON path ("preferences.quiet_hours.start")
- * and *reason to a static reason.
+ * Validate and parse the JSON object (NULL or JSON null = empty
+ * preferences).  0, or -1 with *field set to a JSON path
+ * ("preferences.quiet_hours.start") and *reason to a static reason; p is
+ * untouched on error.  Paths are static strings, except for an unknown key
+ * ("preferences.foo", "preferences.consent.fax"), which lives in a static
+ * buffer valid until the next prefs_parse call (keys longer than 40 bytes or
+ * outside [A-Za-z0-9_-] report the parent path instead).
  */
 int prefs_parse(const json_t *j, struct prefs *p, const char **field, const char **reason);
-/* The canonical JSON form of p (new reference). */
+/* The canonical JSON form of p (new reference); unset parts are omitted. */
 json_t *prefs_to_json(const struct prefs *p);
 /* "HH:MM-HH:MM" (config default quiet hours); "" = unset.  0 or -1. */
 int prefs_parse_window(const char *s, struct prefs_window *w);
@@ -67,7 +73,7 @@ struct prefs_input {
 	int64_t now_ms;
 	const struct prefs_window *default_quiet; /* config, may be unset */
 	int quiet_transactional;                  /* quiet hours also hold transactional */
-	const int *channel_enabled;               /* [ADDR_KINDS]: configured channels */
+	const int *channel_enabled;               /* [ADDR_KINDS] configured; NULL = all */
 };
 
 struct prefs_decision {
@@ -77,11 +83,33 @@ struct prefs_decision {
 	char reason[96];        /* SUPPRESS/DEFER: "opted_out:sms", "quiet_hours", ... */
 };
 
+/*
+ * Checks, in order:
+ * 1. channel: the requested kind alone, or the contact's order followed by
+ *    the kinds it leaves out in the order sms, email, chat; a kind is skipped
+ *    when not configured, without address, or opted out.  A requested kind
+ *    that fails SUPPRESSes with "channel_not_configured:<k>",
+ *    "no_address:<k>" or "opted_out:<k>"; nothing left -> "no_channel";
+ *    requested >= ADDR_KINDS -> "unknown_channel".
+ * 2. category: "category_opt_out:<category>" (never for transactional);
+ *    an out-of-range category -> "unknown_category".
+ * 3. time (transactional only when quiet_transactional): quiet hours (the
+ *    contact's, else default_quiet) and window; DEFER with "quiet_hours" when
+ *    now is inside quiet hours, else "outside_window".  An unknown or NULL tz
+ *    is read as UTC.
+ * SEND and DEFER set channel; SUPPRESS sets channel to -1.  prefs NULL =
+ * empty preferences.  Borrows everything in `in`.
+ */
 void prefs_decide(const struct prefs_input *in, struct prefs_decision *out);
 
 /*
  * The first instant >= now at which a message may go out given quiet hours
- * and window in zone tz; now itself when allowed.  -1 on an unknown zone.
+ * and window (either may be NULL or unset) in zone tz; now itself when
+ * allowed.  Exact across DST: a boundary inside a gap opens at the first
+ * instant after it, a repeated hour is judged by the wall clock each time.
+ * When quiet hours and window together allow no minute at all, now (send
+ * rather than hold forever).  -1 on an unknown zone (never when neither
+ * quiet hours nor window is set).
  */
 int64_t prefs_next_allowed(const struct prefs_window *quiet, const struct prefs_window *window,
                            const char *tz, int64_t now_ms);

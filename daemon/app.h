@@ -1,0 +1,45 @@
+/*
+ * app.h - the running daemon's parts, as the HTTP handlers see them.  Only
+ * main.c builds it; handlers reach it through api_app(rq).  It is not a
+ * global: modules below the handlers get exactly what they need from main.
+ */
+#ifndef CLUBD_APP_H
+#define CLUBD_APP_H
+
+#include <uv.h>
+
+#include "api.h"
+#include "channel.h"
+#include "config.h"
+#include "dispatch.h"
+#include "redis.h"
+#include "sched.h"
+#include "store.h"
+
+struct app {
+	uv_loop_t *loop;
+	struct config *cfg;
+	struct redis *redis, *reader;
+	struct store *st;
+	struct chan *chans;
+	size_t nchans;
+	struct sched *sched;
+	struct dispatch *disp;
+	struct api_server *api;
+	char consumer[128];
+	int64_t started_ms;
+};
+
+/* Route tables, one per resource file. */
+extern const struct api_route api_health_routes[];
+extern const size_t api_health_nroutes;
+extern const struct api_route api_contact_routes[];
+extern const size_t api_contact_nroutes;
+extern const struct api_route api_message_routes[];
+extern const size_t api_message_nroutes;
+
+/* Shared by handlers: answer 503 when Redis did not answer (rep NULL) or an
+ * error reply came back; returns 1 when it answered. */
+int api_reply_redis_failure(struct api_req *rq, const redisReply *rep);
+
+#endif

@@ -1,0 +1,76 @@
+/*
+ * store_messages.c - message reads and the API form of a message.  State
+ * changes go through lua/msg_*.lua only (create, promote, claim, settle).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+#include "util.h"
+
+void store_msg_get(struct store *st, const char *id, redis_cb cb, void *arg)
+{
+	struct argv a;
+	argv_init(&a);
+	argv_add(&a, id);
+	store_eval(st, SCRIPT_MSG_GET, &a, cb, arg);
+	argv_free(&a);
+}
+
+static void set_str(json_t *o, const char *key, const char *v)
+{
+	json_object_set_new(o, key, v && *v ? json_string(v) : json_null());
+}
+
+static void set_time(json_t *o, const char *key, const redisReply *h, const char *field)
+{
+	int64_t ms = hash_get_i64(h, field, -1);
+	if (ms < 0) {
+		json_object_set_new(o, key, json_null());
+		return;
+	}
+	char t[40];
+	fmt_time(ms, t, sizeof t);
+	json_object_set_new(o, key, json_string(t));
+}
+
+json_t *store_msg_json(const redisReply *h, const redisReply *history)
+{
+	json_t *o = json_object();
+	set_str(o, "id", hash_get(h, "id"));
+	set_str(o, "contact_id", hash_get(h, "contact"));
+	set_str(o, "channel", hash_get(h, "channel"));
+	set_str(o, "category", hash_get(h, "category"));
+	set_str(o, "state", hash_get(h, "state"));
+	json_object_set_new(o, "attempts", json_integer(hash_get_i64(h, "attempts", 0)));
+	set_time(o, "created_at", h, "created");
+	set_time(o, "due_at", h, "due");
+	set_time(o, "expires_at", h, "expires");
+	set_time(o, "sent_at", h, "sent_at");
+	set_str(o, "sent_channel", hash_get(h, "sent_channel"));
+	set_str(o, "to", hash_get(h, "to"));
+	set_str(o, "provider_id", hash_get(h, "provider_id"));
+	set_str(o, "last_error", hash_get(h, "last_error"));
+	set_str(o, "subject", hash_get(h, "subject"));
+	set_str(o, "text", hash_get(h, "text"));
+	int64_t seg = hash_get_i64(h, "segments", 0);
+	if (seg > 0)
+		json_object_set_new(o, "segments", json_integer(seg));
+	json_t *hist = json_array();
+	for (size_t i = 0; history && history->type == REDIS_REPLY_ARRAY && i < history->elements;
+	     i++) {
+		const char *s = reply_str(history->element[i]);
+		json_t *e = s ? json_loads(s, 0, NULL) : NULL;
+		if (!e)
+			continue;
+		json_t *at = json_object_get(e, "at");
+		if (json_is_integer(at)) {
+			char t[40];
+			fmt_time(json_integer_value(at), t, sizeof t);
+			json_object_set_new(e, "at", json_string(t));
+		}
+		json_array_append_new(hist, e);
+	}
+	json_object_set_new(o, "history", hist);
+	return o;
+}
