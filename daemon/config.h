@@ -124,6 +124,10 @@ struct cfg_opt {
 	int64_t min, max;
 	int reloadable;
 	const char *help;
+	/* Extra syntax check for CFG_STR values (NULL = none): 0, or -1 with a
+	 * reason ("must be ...") in why.  For CFG_STR, min/max bound the length
+	 * in bytes. */
+	int (*check)(const char *v, char *why, size_t whylen);
 };
 extern const struct cfg_opt cfg_options[];
 extern const size_t cfg_noptions;
@@ -131,7 +135,9 @@ extern const size_t cfg_noptions;
 /*
  * Load and validate a file.  0 and *out set (caller frees with
  * config_free), or -1 with err filled: the first error with file, line
- * and key.  path NULL loads the built-in defaults only.
+ * and key.  path NULL loads the built-in defaults only (no channel is then
+ * required).  Relative paths inside the file stay relative to the current
+ * working directory.  Not thread-safe (inih's knobs are process-global).
  */
 int config_load(const char *path, struct config **out, struct cfg_error *err);
 void config_free(struct config *c);
@@ -148,13 +154,27 @@ const struct cfg_channel *config_channel(const struct config *c, const char *nam
 /* Helpers for drivers validating their own [channel.X] keys.  Each marks the
  * key used; *_req variants fail when missing.  Errors name file:line:key. */
 const char *cfg_sec_str(struct cfg_section *s, const char *key, const char *def);
+/* Like cfg_sec_str, but a missing or empty key is an error: NULL with err. */
+const char *cfg_sec_str_req(struct cfg_section *s, const char *key, struct cfg_error *err);
 int cfg_sec_int(struct cfg_section *s, const char *key, int64_t def, int64_t min, int64_t max,
                 int64_t *out, struct cfg_error *err);
 int cfg_sec_duration(struct cfg_section *s, const char *key, int64_t def, int64_t min, int64_t max,
                      int64_t *out, struct cfg_error *err);
 int cfg_sec_bool(struct cfg_section *s, const char *key, int def, int *out, struct cfg_error *err);
+/* Sizes: bytes, or with a k/M/G suffix (powers of 1024), e.g. "64k". */
+int cfg_sec_size(struct cfg_section *s, const char *key, int64_t def, int64_t min, int64_t max,
+                 int64_t *out, struct cfg_error *err);
+/* Plain decimal numbers ("2.5"); no hex, inf or nan. */
+int cfg_sec_double(struct cfg_section *s, const char *key, double def, double min, double max,
+                   double *out, struct cfg_error *err);
+/* Read the secret named by the key's value through cfg_read_secret().
+ * 0 with *out NULL when the key is missing, 0 with *out set (caller frees),
+ * or -1 with err naming file:line:key (never the secret). */
+int cfg_sec_secret(struct cfg_section *s, const char *key, char **out, struct cfg_error *err);
 /* Fails with "unknown key" for the first key nobody marked used. */
 int cfg_sec_check_unused(const struct cfg_section *s, struct cfg_error *err);
+/* "file:line: section.key: reason", with the key's line, or the section's
+ * line when the key is absent (key NULL: "file:line: section: reason"). */
 void cfg_error_set(struct cfg_error *err, const struct cfg_section *s, const char *key,
                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
@@ -162,7 +182,10 @@ void cfg_error_set(struct cfg_error *err, const struct cfg_section *s, const cha
  * Read a secret from a file (trailing newline stripped) or, when the value
  * starts with "env:", from that environment variable; "cred:NAME" reads
  * $CREDENTIALS_DIRECTORY/NAME (systemd LoadCredential=).  Caller frees.
- * NULL with err filled on failure; never logs the secret.
+ * NULL with err filled on failure; never logs the secret.  Empty secrets,
+ * NUL bytes and more than 64 KiB are refused; one trailing "\n" or "\r\n"
+ * is stripped; a file readable by group or others is read with a warning.
+ * err has no file:line (cfg_sec_secret adds them).
  */
 char *cfg_read_secret(const char *spec, struct cfg_error *err);
 

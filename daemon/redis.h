@@ -11,6 +11,11 @@
  *
  * A deadline that passes on a pipelined connection means the connection is
  * stuck: it is dropped (every pending callback gets NULL) and reconnected.
+ *
+ * Commands queued while the connection is not up (connecting, AUTH/SELECT
+ * running, waiting to reconnect) are not buffered: they get NULL at once
+ * (deferred to the next loop iteration).  hiredis writes with write(2): the
+ * process must ignore SIGPIPE.
  */
 #ifndef CLUBD_REDIS_H
 #define CLUBD_REDIS_H
@@ -29,16 +34,22 @@ struct redis_opts {
 	const char *socket;   /* unix socket; wins over host/port when set */
 	const char *password; /* AUTH after connect when set; never logged */
 	int db;               /* SELECT after connect when non-zero */
+	/* Zero picks the default: host 127.0.0.1, port 6379, command and
+	 * connect timeouts 5000 ms, reconnect backoff 100 .. 10000 ms (each
+	 * delay gets +-20% jitter).  connect_timeout_ms also bounds AUTH and
+	 * SELECT. */
 	int64_t command_timeout_ms;
 	int64_t connect_timeout_ms;
 	int64_t reconnect_min_ms;
 	int64_t reconnect_max_ms;
 };
 
-/* reply is borrowed for the duration of the callback only. */
+/* reply is borrowed for the duration of the callback only.  A NULL cb is
+ * allowed (fire and forget). */
 typedef void (*redis_cb)(struct redis *r, redisReply *reply, void *arg);
 /* Called on every transition: up = 1 when connected and ready (AUTH,
- * SELECT and script loading done), 0 when lost. */
+ * SELECT and script loading done), 0 when lost.  Not called for failed
+ * reconnect attempts while down, nor by redis_close(). */
 typedef void (*redis_state_cb)(struct redis *r, int up, void *arg);
 
 /* Copies opts' strings.  Starts connecting at once. */
@@ -46,8 +57,9 @@ struct redis *redis_new(uv_loop_t *loop, const struct redis_opts *o, redis_state
                         void *arg);
 int redis_is_up(const struct redis *r);
 const char *redis_name(const struct redis *r);
+/* How many times the connection came up again after having been up. */
 uint64_t redis_reconnects(const struct redis *r);
-/* Commands queued and not yet answered. */
+/* Commands queued and not yet answered (including NULLs not yet delivered). */
 size_t redis_pending(const struct redis *r);
 
 /*
@@ -60,7 +72,8 @@ int redis_cmdv(struct redis *r, int64_t timeout_ms, redis_cb cb, void *arg, int 
 /* printf-style convenience (hiredis format: %s %b %d %lld). */
 int redis_cmdf(struct redis *r, redis_cb cb, void *arg, const char *fmt, ...);
 
-/* A Lua script, embedded in the binary; sha is computed on first use. */
+/* A Lua script, embedded in the binary; sha is computed on first use.
+ * Borrowed until the callback: it must outlive the command (static). */
 struct redis_script {
 	const char *name;
 	const char *body;
@@ -75,7 +88,8 @@ int redis_script(struct redis *r, struct redis_script *s, redis_cb cb, void *arg
                  int argc, const char **argv, const size_t *argvlen);
 
 /* Fail everything pending with NULL, close, then call cb.  The struct is
- * freed after cb returns. */
+ * freed after cb returns.  The pending callbacks (and any command queued
+ * from them, which fails too) run before cb; nothing may be queued from cb. */
 void redis_close(struct redis *r, void (*cb)(void *arg), void *arg);
 
 /* Reply helpers: 1 when the reply is an error whose text starts with pfx. */
