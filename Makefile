@@ -43,31 +43,46 @@ TOOL_BIN := $(TOOL_SRC:bench/%.c=$(B)/bench/%)
 .PHONY: all run check check-unit check-integration check-style asan bench install deps clean fuzz
 all: $(B)/clubd $(UNIT_BIN) $(TOOL_BIN)
 
+V ?= 0
+ifeq ($(V),0)
+Q := @
+E := @echo
+else
+Q :=
+E := @:
+endif
+
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(E) "  CC    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(B)/gen/lua_scripts.c: $(LUA_SRC) tools/embed-lua.sh
 	@mkdir -p $(dir $@)
 	sh tools/embed-lua.sh $(LUA_SRC) > $@.tmp && mv $@.tmp $@
 
 $(B)/gen/lua_scripts.o: $(B)/gen/lua_scripts.c
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(E) "  CC    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(B)/libclubd.a: $(LIB_OBJ)
-	rm -f $@
-	ar rcs $@ $^
+	$(Q)rm -f $@
+	$(E) "  AR    $@"
+	$(Q)ar rcs $@ $^
 
 $(B)/clubd: $(B)/daemon/main.o $(B)/libclubd.a
-	$(CC) $(OPT) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(E) "  LINK  $@"
+	$(Q)$(CC) $(OPT) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/tests/%: tests/unit/%.c $(B)/libclubd.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libclubd.a $(LDFLAGS) $(LDLIBS) $(CMOCKA_LIBS)
+	$(E) "  TEST  $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libclubd.a $(LDFLAGS) $(LDLIBS) $(CMOCKA_LIBS)
 
 $(B)/bench/%: bench/%.c $(B)/libclubd.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libclubd.a $(LDFLAGS) $(LDLIBS)
+	$(E) "  LINK  $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libclubd.a $(LDFLAGS) $(LDLIBS)
 
 deps:
 	sh tools/deps

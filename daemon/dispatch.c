@@ -31,7 +31,6 @@
 
 #define LANES_MAX       (CFG_CHANNEL_KINDS + 1)
 #define SETTLE_RETRY_MS 500
-#define LEASE_MARGIN_MS 30000
 
 struct job {
 	struct dispatch *d;
@@ -44,6 +43,7 @@ struct job {
 	int attempts;
 	int kind; /* resolved channel, -1 before */
 	int64_t expires, created;
+	int64_t lease; /* ms: another instance may take the message over after this */
 	char *contact_id, *channel_req, *category, *text, *subject, *html, *lang, *tz, *prefs;
 	char *addr[ADDR_KINDS];
 	struct chan *ch;
@@ -353,6 +353,13 @@ static char *subject_from_text(const char *text)
 static void job_send(struct job *j)
 {
 	struct dispatch *d = j->d;
+	if (now_ms() + j->ch->cfg->timeout_ms > j->lease) {
+		/* Parked too long: the lease would run out mid-send.  Leave the
+		 * entry pending; the reclaim claims it afresh. */
+		log_notice("dispatch", "msg=%s lease too short to send; left for reclaim", j->id);
+		job_done(j);
+		return;
+	}
 	struct chan_msg *m = &j->cm;
 	memset(m, 0, sizeof *m);
 	m->id = j->id;
@@ -514,7 +521,10 @@ static void job_claim(struct job *j)
 	argv_add(&a, j->id);
 	argv_addll(&a, now);
 	argv_add(&a, j->owner);
-	argv_addll(&a, now + 2 * timeout + LEASE_MARGIN_MS);
+	/* The lease outlives a send (the channel timeout) and the reclaim idle
+	 * time, so only a dead or stuck instance loses a message to another. */
+	j->lease = now + timeout + d->cfg->sched_reclaim_idle_ms;
+	argv_addll(&a, j->lease);
 	argv_add(&a, j->sid);
 	argv_add(&a, j->lane);
 	argv_add(&a, STORE_GROUP);

@@ -216,6 +216,7 @@ static int build_routes(struct daemon *dm)
 	return 0;
 }
 
+/* Takes ownership of cfg (a reload replaces it; every version is freed here). */
 static int run(struct config *cfg)
 {
 	struct daemon *dm = xcalloc(1, sizeof *dm);
@@ -226,6 +227,7 @@ static int run(struct config *cfg)
 
 	if (uv_loop_init(&dm->loop) != 0) {
 		log_err("main", "uv_loop_init failed");
+		config_free(cfg);
 		free(dm);
 		return 1;
 	}
@@ -334,8 +336,7 @@ out_loop_close:;
 	for (size_t i = 0; i < dm->nretired; i++)
 		config_free(dm->retired[i]);
 	free(dm->retired);
-	if (app->cfg != cfg)
-		config_free(app->cfg);
+	config_free(app->cfg);
 	tz_cleanup();
 	free(dm);
 	return rc;
@@ -344,6 +345,7 @@ out_loop:
 	free(password);
 	chan_free_all(app->chans, app->nchans);
 	uv_loop_close(&dm->loop);
+	config_free(cfg);
 	free(dm);
 	return rc;
 }
@@ -419,7 +421,5 @@ int main(int argc, char **argv)
 		config_free(cfg);
 		return 0;
 	}
-	int rc = run(cfg);
-	config_free(cfg);
-	return rc;
+	return run(cfg);
 }
