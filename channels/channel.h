@@ -27,6 +27,9 @@ struct chan_result {
 	char reason[256];       /* TEMPFAIL/PERMFAIL: short, no secrets, no body */
 	int64_t retry_after_ms; /* TEMPFAIL: provider's hint, 0 = none */
 	int segments;           /* SMS: parts billed; 0 when unknown/not SMS */
+	int64_t cost_micros;    /* price of this send in millionths of the currency; 0 = unknown */
+	int revoke_consent;     /* PERMFAIL: the recipient blocked us on this channel (bot
+				 * blocked): the dispatcher withdraws the contact's consent */
 };
 
 /* A rendered message; every pointer is borrowed until the done callback. */
@@ -81,6 +84,19 @@ struct chan {
 	int stopping;
 	void (*stopped_cb)(struct chan *c);
 	uint64_t sent_ok, sent_temp, sent_perm; /* counters */
+
+	/* The whole config, set only while drv->configure runs (NULL after):
+	 * a driver copies what it needs from it (e.g. [outbox] dir). */
+	const struct config *root;
+	/* owned by channel.c: reports deferred off the caller's stack */
+	uv_idle_t defer_idle;
+	struct chan_pending *defer_head, *defer_tail;
+	int started;     /* handles initialised by chan_start_all */
+	int drv_stopped; /* the driver called its stopped callback */
+	int closing;     /* our handles are being closed */
+	int open_handles;
+	void *stop_ctx; /* chan_stop_all's shared countdown */
+	uint64_t busy;  /* chan_send refused with -EBUSY */
 };
 
 /* The registry: a NULL-terminated table of every built-in driver. */
@@ -90,8 +106,13 @@ const struct chan_driver *chan_driver_find(const char *name);
  * *out is an array of nchannels (cfg order). */
 int chan_configure_all(const struct config *cfg, struct chan **out, size_t *n,
                        struct cfg_error *err);
+/* Start every channel's driver; on the first failure a negative errno (the
+ * caller then stops all with chan_stop_all, which copes with the rest). */
 int chan_start_all(struct chan *chans, size_t n, uv_loop_t *loop);
-/* Stops all; cb once every channel has stopped. */
+/* Stops all (call once): sends waiting for a token fail with TEMPFAIL
+ * "shutting down", sends in flight finish; cb once every channel has
+ * stopped and closed its handles (synchronously when none was started).
+ * Then chan_free_all. */
 void chan_stop_all(struct chan *chans, size_t n, void (*cb)(void *arg), void *arg);
 void chan_free_all(struct chan *chans, size_t n);
 
@@ -109,5 +130,28 @@ int chan_send(struct chan *c, const struct chan_msg *m, chan_done_cb done, void 
 
 /* Apply a reloaded [channel.X] (rate, burst, max_inflight). */
 void chan_reconfigure(struct chan *c, const struct cfg_channel *cfg);
+
+/*
+ * The token bucket as a pure function (unit-tested with a fake clock):
+ * refill *tokens from *at_ms to now at `rate` per second, capped at burst
+ * (at least 1), then take one token.  0 when a token was taken, else the
+ * ms (>= 1) until one will be available.  rate <= 0 means unlimited.
+ */
+int64_t chan_bucket_take(double *tokens, int64_t *at_ms, int64_t now, double rate, int burst);
+
+/*
+ * The message as one JSON object, shared by drivers that speak JSON:
+ * {"id","channel","category","contact_id","to","subject","text","html",
+ * "attempt","created_at"} plus "sent_at" when sent_at_ms >= 0.  Missing
+ * strings are null, times RFC 3339 UTC with ms; invalid UTF-8 becomes
+ * U+FFFD.  Returns a malloc'd compact string; caller frees.
+ */
+char *chan_msg_json(const struct chan_msg *m, int64_t sent_at_ms);
+/* "2024-01-02T03:04:05.678Z" into out (at least 32 bytes). */
+void chan_rfc3339_ms(int64_t ms, char *out, size_t n);
+
+/* Built-in drivers (rows of the registry in channel.c). */
+extern const struct chan_driver chan_outbox_driver;
+extern const struct chan_driver chan_webhook_driver;
 
 #endif

@@ -1,0 +1,1392 @@
+/*
+ * test_channels.c - the channel layer on a real libuv loop: the token
+ * bucket (fake clock), max_inflight, reports never synchronous, ordered
+ * stop, the registry and config errors, the outbox driver (JSONL and a
+ * Maildir message parsed back in C and by Python's email package), the
+ * webhook driver against tests/fakes/webhook_sink.py (which verifies the
+ * HMAC), and the shared HTTP client's cancel-on-close.  Every test ends
+ * with uv_loop_close() == 0.  No assertion depends on elapsed time.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "channel.h"
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "util.h"
+
+static char tmpdir[256];
+static char secret_path[320];
+static pid_t sink_pid = -1;
+static int sink_port;
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+static char *read_text(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	struct buf b;
+	buf_init(&b, 0);
+	char tmp[4096];
+	size_t n;
+	while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
+		buf_append(&b, tmp, n);
+	fclose(f);
+	if (len)
+		*len = b.len;
+	return buf_steal(&b);
+}
+
+static struct config *load_cfg(const char *name, const char *text, struct cfg_error *err)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+	write_text(path, text);
+	struct config *c = NULL;
+	memset(err, 0, sizeof *err);
+	if (config_load(path, &c, err) < 0)
+		return NULL;
+	return c;
+}
+
+struct until {
+	const int *count;
+	int want;
+	int fired;
+};
+
+static void guard_cb(uv_timer_t *t)
+{
+	struct until *u = t->data;
+	u->fired = 1;
+	uv_stop(t->loop);
+}
+
+/* Before each poll: stop once satisfied, so the poll does not block. */
+static void until_prepare(uv_prepare_t *p)
+{
+	struct until *u = p->data;
+	if (*u->count >= u->want)
+		uv_stop(p->loop);
+}
+
+/* Run the loop until *count >= want; a 30 s guard only catches hangs. */
+static void run_until(uv_loop_t *loop, const int *count, int want)
+{
+	struct until u = {.count = count, .want = want};
+	uv_timer_t g;
+	uv_prepare_t p;
+	uv_timer_init(loop, &g);
+	g.data = &u;
+	uv_timer_start(&g, guard_cb, 30000, 0);
+	uv_prepare_init(loop, &p);
+	p.data = &u;
+	uv_prepare_start(&p, until_prepare);
+	while (*count < want && !u.fired)
+		uv_run(loop, UV_RUN_DEFAULT);
+	uv_close((uv_handle_t *)&g, NULL);
+	uv_close((uv_handle_t *)&p, NULL);
+	uv_run(loop, UV_RUN_NOWAIT);
+	assert_false(u.fired);
+}
+
+/* Run until nothing is left, bounded; then the loop must close cleanly. */
+static void finish_loop(uv_loop_t *loop)
+{
+	for (int i = 0; i < 1000 && uv_loop_alive(loop); i++)
+		uv_run(loop, UV_RUN_NOWAIT);
+	assert_int_equal(uv_loop_close(loop), 0);
+}
+
+static void on_stopped(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+static void stop_all(uv_loop_t *loop, struct chan *chans, size_t n)
+{
+	int st = 0;
+	chan_stop_all(chans, n, on_stopped, &st);
+	run_until(loop, &st, 1);
+	assert_int_equal(st, 1);
+	chan_free_all(chans, n);
+	finish_loop(loop);
+}
+
+/* One send and its report. */
+struct sendctx {
+	struct chan_msg m;
+	char id[ID_LEN + 1];
+	struct chan_result r;
+	int done;
+	int *counter;
+	int finish_seq;
+};
+
+static int finish_seq;
+
+static void on_done(void *arg, const struct chan_result *r)
+{
+	struct sendctx *s = arg;
+	assert_int_equal(s->done, 0);
+	s->r = *r;
+	s->done = 1;
+	s->finish_seq = ++finish_seq;
+	(*s->counter)++;
+}
+
+static void mk_msg(struct sendctx *s, int *counter, const char *channel, const char *to,
+                   const char *subject, const char *text, const char *html)
+{
+	memset(s, 0, sizeof *s);
+	id_new(s->id, now_ms());
+	s->m.id = s->id;
+	s->m.channel = channel;
+	s->m.category = "transactional";
+	s->m.contact_id = "c-42";
+	s->m.to = to;
+	s->m.lang = "fa";
+	s->m.subject = subject;
+	s->m.text = text;
+	s->m.html = html;
+	s->m.attempt = 1;
+	s->m.created_ms = 1700000000123;
+	s->counter = counter;
+}
+
+/* ---- a fake driver for the wrapper's own logic ------------------------- */
+
+enum fake_mode { FAKE_HOLD, FAKE_SYNC, FAKE_ERR, FAKE_ASYNC };
+
+struct fake {
+	enum fake_mode mode;
+	int sends;
+	const struct chan_msg *seen[64];
+	chan_done_cb done[64];
+	void *arg[64];
+	int held[64];
+	int nheld;
+	uv_timer_t t;
+	int stopping;
+	void (*stopped)(struct chan *c);
+	struct chan *c;
+};
+
+static int fake_start(struct chan *c, uv_loop_t *loop)
+{
+	struct fake *f = c->priv;
+	f->c = c;
+	uv_timer_init(loop, &f->t);
+	f->t.data = f;
+	return 0;
+}
+
+static void fake_closed(uv_handle_t *h)
+{
+	struct fake *f = h->data;
+	f->stopped(f->c);
+}
+
+static void fake_complete(struct fake *f, int i)
+{
+	assert_true(f->held[i]);
+	f->held[i] = 0;
+	f->nheld--;
+	struct chan_result r;
+	memset(&r, 0, sizeof r);
+	r.status = CHAN_OK;
+	snprintf(r.provider_id, sizeof r.provider_id, "fake-%d", i);
+	f->done[i](f->arg[i], &r);
+	if (f->stopping && f->nheld == 0)
+		uv_close((uv_handle_t *)&f->t, fake_closed);
+}
+
+static void fake_timer(uv_timer_t *t)
+{
+	struct fake *f = t->data;
+	for (int i = 0; i < f->sends; i++)
+		if (f->held[i])
+			fake_complete(f, i);
+}
+
+static int fake_send(struct chan *c, const struct chan_msg *m, chan_done_cb done, void *arg)
+{
+	struct fake *f = c->priv;
+	assert_true(f->sends < 64);
+	int i = f->sends++;
+	f->seen[i] = m;
+	f->done[i] = done;
+	f->arg[i] = arg;
+	switch (f->mode) {
+	case FAKE_ERR:
+		return -EIO;
+	case FAKE_SYNC: {
+		/* misbehaving on purpose: the wrapper must defer this */
+		struct chan_result r;
+		memset(&r, 0, sizeof r);
+		r.status = CHAN_OK;
+		done(arg, &r);
+		return 0;
+	}
+	case FAKE_ASYNC:
+		uv_timer_start(&f->t, fake_timer, 1, 0);
+		/* fall through */
+	case FAKE_HOLD:
+		f->held[i] = 1;
+		f->nheld++;
+		return 0;
+	}
+	return 0;
+}
+
+static void fake_stop(struct chan *c, void (*stopped)(struct chan *c))
+{
+	struct fake *f = c->priv;
+	f->stopping = 1;
+	f->stopped = stopped;
+	if (f->nheld == 0)
+		uv_close((uv_handle_t *)&f->t, fake_closed);
+}
+
+static const struct chan_driver fake_driver = {
+    .name = "fake",
+    .start = fake_start,
+    .send = fake_send,
+    .stop = fake_stop,
+};
+
+static struct chan *fake_chan(uv_loop_t *loop, struct fake *f, struct cfg_channel *cc,
+                              int max_inflight, double rate, int burst)
+{
+	memset(cc, 0, sizeof *cc);
+	cc->name = "sms";
+	cc->driver = "fake";
+	cc->max_inflight = max_inflight;
+	cc->rate = rate;
+	cc->burst = burst;
+	cc->timeout_ms = 1000;
+	struct chan *c = xcalloc(1, sizeof *c);
+	c->drv = &fake_driver;
+	c->cfg = cc;
+	c->priv = f;
+	assert_int_equal(chan_start_all(c, 1, loop), 0);
+	return c;
+}
+
+/* ---- token bucket ------------------------------------------------------ */
+
+static void test_bucket_math(void **state)
+{
+	(void)state;
+	double tokens = 3;
+	int64_t at = 0;
+	/* the burst goes at once, then one token per 100 ms */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(chan_bucket_take(&tokens, &at, 0, 10, 3), 0);
+	assert_int_equal(chan_bucket_take(&tokens, &at, 0, 10, 3), 100);
+	assert_int_equal(chan_bucket_take(&tokens, &at, 40, 10, 3), 60);
+	assert_int_equal(chan_bucket_take(&tokens, &at, 100, 10, 3), 0);
+
+	/* 10 s of a fake clock, taking whenever allowed: burst + rate * 10 */
+	tokens = 3;
+	at = 0;
+	int taken = 0;
+	int64_t last = -1, min_gap = INT64_MAX;
+	for (int64_t now = 0; now < 10000; now++) {
+		while (chan_bucket_take(&tokens, &at, now, 10, 3) == 0) {
+			taken++;
+			if (taken > 3 && now - last < min_gap)
+				min_gap = now - last;
+			last = now;
+		}
+	}
+	assert_int_equal(taken, 3 + 99);
+	assert_int_equal(min_gap, 100);
+
+	/* idle for an hour: still only a burst */
+	taken = 0;
+	while (chan_bucket_take(&tokens, &at, 3600000, 10, 3) == 0)
+		taken++;
+	assert_int_equal(taken, 3);
+
+	/* slow rates wait long; rate 0 is unlimited; burst < 1 counts as 1 */
+	tokens = 0;
+	at = 0;
+	assert_int_equal(chan_bucket_take(&tokens, &at, 0, 0.5, 1), 2000);
+	assert_int_equal(chan_bucket_take(&tokens, &at, 2000, 0.5, 1), 0);
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(chan_bucket_take(&tokens, &at, 0, 0, 1), 0);
+	tokens = 5;
+	at = 0;
+	assert_int_equal(chan_bucket_take(&tokens, &at, 1, 1000, 0), 0);
+	assert_true(chan_bucket_take(&tokens, &at, 1, 1000, 0) > 0);
+}
+
+/* ---- the wrapper ------------------------------------------------------- */
+
+static void test_max_inflight(void **state)
+{
+	(void)state;
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct fake f = {.mode = FAKE_HOLD};
+	struct cfg_channel cc;
+	struct chan *c = fake_chan(&loop, &f, &cc, 3, 0, 1);
+	struct sendctx s[5];
+	int ndone = 0;
+	for (int i = 0; i < 5; i++)
+		mk_msg(&s[i], &ndone, "sms", "+989121234567", NULL, "salam", NULL);
+
+	assert_int_equal(chan_free_slots(c), 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(chan_send(c, &s[i].m, on_done, &s[i]), 0);
+	assert_int_equal(chan_free_slots(c), 0);
+	assert_int_equal(chan_send(c, &s[3].m, on_done, &s[3]), -EBUSY);
+	assert_int_equal(c->busy, 1);
+	assert_int_equal(f.sends, 3);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	assert_int_equal(ndone, 0);
+
+	fake_complete(&f, 1);
+	assert_int_equal(ndone, 1);
+	assert_int_equal(s[1].r.status, CHAN_OK);
+	assert_string_equal(s[1].r.provider_id, "fake-1");
+	assert_int_equal(chan_free_slots(c), 1);
+	assert_int_equal(chan_send(c, &s[3].m, on_done, &s[3]), 0);
+	assert_int_equal(chan_send(c, &s[4].m, on_done, &s[4]), -EBUSY);
+
+	/* a smaller window on reload: no new sends until under it */
+	struct cfg_channel cc2 = cc;
+	cc2.max_inflight = 1;
+	chan_reconfigure(c, &cc2);
+	assert_int_equal(chan_free_slots(c), 0);
+	fake_complete(&f, 0);
+	fake_complete(&f, 2);
+	assert_int_equal(chan_free_slots(c), 0);
+	fake_complete(&f, 3);
+	assert_int_equal(chan_free_slots(c), 1);
+	assert_int_equal(ndone, 4);
+	assert_int_equal(c->sent_ok, 4);
+	stop_all(&loop, c, 1);
+}
+
+static void test_never_synchronous(void **state)
+{
+	(void)state;
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct fake f = {.mode = FAKE_SYNC};
+	struct cfg_channel cc;
+	struct chan *c = fake_chan(&loop, &f, &cc, 4, 0, 1);
+	struct sendctx s[2];
+	int ndone = 0;
+	mk_msg(&s[0], &ndone, "sms", "+989121234567", NULL, "a", NULL);
+	mk_msg(&s[1], &ndone, "sms", "+989121234567", NULL, "b", NULL);
+
+	/* the driver reports inside send(): deferred */
+	assert_int_equal(chan_send(c, &s[0].m, on_done, &s[0]), 0);
+	assert_int_equal(ndone, 0);
+	assert_int_equal(c->inflight, 1);
+	run_until(&loop, &ndone, 1);
+	assert_int_equal(s[0].r.status, CHAN_OK);
+	assert_int_equal(c->inflight, 0);
+
+	/* the driver fails to start the send: TEMPFAIL, deferred too */
+	f.mode = FAKE_ERR;
+	assert_int_equal(chan_send(c, &s[1].m, on_done, &s[1]), 0);
+	assert_int_equal(ndone, 1);
+	run_until(&loop, &ndone, 2);
+	assert_int_equal(s[1].r.status, CHAN_TEMPFAIL);
+	assert_string_equal(s[1].r.reason, "driver: Input/output error");
+	assert_int_equal(c->sent_ok, 1);
+	assert_int_equal(c->sent_temp, 1);
+	assert_int_equal(c->inflight, 0);
+	stop_all(&loop, c, 1);
+}
+
+static void test_rate_fifo(void **state)
+{
+	(void)state;
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct fake f = {.mode = FAKE_ASYNC};
+	struct cfg_channel cc;
+	struct chan *c = fake_chan(&loop, &f, &cc, 10, 50, 2);
+	struct sendctx s[6];
+	int ndone = 0;
+	for (int i = 0; i < 6; i++) {
+		mk_msg(&s[i], &ndone, "sms", "+989121234567", NULL, "x", NULL);
+		assert_int_equal(chan_send(c, &s[i].m, on_done, &s[i]), 0);
+	}
+	/* the burst reached the driver, the rest wait for tokens and count */
+	assert_int_equal(f.sends, 2);
+	assert_int_equal(c->inflight, 6);
+	assert_int_equal(chan_free_slots(c), 4);
+	run_until(&loop, &ndone, 6);
+	assert_int_equal(f.sends, 6);
+	for (int i = 0; i < 6; i++) {
+		assert_ptr_equal(f.seen[i], &s[i].m); /* FIFO */
+		assert_int_equal(s[i].r.status, CHAN_OK);
+	}
+
+	/* reload to unlimited: the queue drains on the next loop turn */
+	struct cfg_channel slow = cc;
+	slow.rate = 0.001;
+	slow.burst = 1;
+	chan_reconfigure(c, &slow);
+	c->tokens = 0;
+	f.mode = FAKE_HOLD;
+	f.sends = 0;
+	struct sendctx t[3];
+	int n2 = 0;
+	for (int i = 0; i < 3; i++) {
+		mk_msg(&t[i], &n2, "sms", "+989121234567", NULL, "y", NULL);
+		assert_int_equal(chan_send(c, &t[i].m, on_done, &t[i]), 0);
+	}
+	assert_int_equal(f.sends, 0);
+	struct cfg_channel fast = cc;
+	fast.rate = 0;
+	chan_reconfigure(c, &fast);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	assert_int_equal(f.sends, 3);
+	for (int i = 0; i < 3; i++)
+		fake_complete(&f, i);
+	assert_int_equal(n2, 3);
+	stop_all(&loop, c, 1);
+}
+
+struct stop_check {
+	int stopped;
+	int *ndone;
+	int done_at_stop;
+};
+
+static void on_stopped_check(void *arg)
+{
+	struct stop_check *sc = arg;
+	sc->stopped++;
+	sc->done_at_stop = *sc->ndone;
+}
+
+static void test_stop(void **state)
+{
+	(void)state;
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct fake f = {.mode = FAKE_ASYNC};
+	struct cfg_channel cc;
+	struct chan *c = fake_chan(&loop, &f, &cc, 10, 0.001, 1);
+	struct sendctx s[3];
+	int ndone = 0;
+	for (int i = 0; i < 3; i++) {
+		mk_msg(&s[i], &ndone, "sms", "+989121234567", NULL, "x", NULL);
+		assert_int_equal(chan_send(c, &s[i].m, on_done, &s[i]), 0);
+	}
+	assert_int_equal(f.sends, 1);
+
+	struct stop_check sc = {.ndone = &ndone};
+	chan_stop_all(c, 1, on_stopped_check, &sc);
+	assert_int_equal(ndone, 0); /* even "shutting down" is deferred */
+	assert_int_equal(chan_free_slots(c), 0);
+	struct sendctx late;
+	int nlate = 0;
+	mk_msg(&late, &nlate, "sms", "+989121234567", NULL, "x", NULL);
+	assert_int_equal(chan_send(c, &late.m, on_done, &late), -EBUSY);
+
+	run_until(&loop, &sc.stopped, 1);
+	assert_int_equal(sc.done_at_stop, 3);
+	assert_int_equal(s[0].r.status, CHAN_OK);
+	for (int i = 1; i < 3; i++) {
+		assert_int_equal(s[i].r.status, CHAN_TEMPFAIL);
+		assert_string_equal(s[i].r.reason, "shutting down");
+	}
+	assert_int_equal(f.sends, 1);
+	chan_free_all(c, 1);
+	finish_loop(&loop);
+
+	/* nothing to stop: the callback still comes, once */
+	int st = 0;
+	chan_stop_all(NULL, 0, on_stopped, &st);
+	assert_int_equal(st, 1);
+}
+
+/* ---- registry and configuration --------------------------------------- */
+
+static void expect_cfg_error(const char *text, const char *want)
+{
+	struct cfg_error err;
+	struct config *cfg = load_cfg("err.conf", text, &err);
+	if (!cfg)
+		fail_msg("config_load failed: %s", err.msg);
+	struct chan *chans = NULL;
+	size_t n = 0;
+	memset(&err, 0, sizeof err);
+	assert_int_equal(chan_configure_all(cfg, &chans, &n, &err), -1);
+	if (!strstr(err.msg, want))
+		fail_msg("error '%s' does not contain '%s'", err.msg, want);
+	assert_null(strstr(err.msg, "hunter2")); /* URLs are never echoed */
+	config_free(cfg);
+}
+
+static void test_registry_and_config(void **state)
+{
+	(void)state;
+	assert_ptr_equal(chan_driver_find("outbox"), &chan_outbox_driver);
+	assert_ptr_equal(chan_driver_find("webhook"), &chan_webhook_driver);
+	assert_null(chan_driver_find("smtp-nope"));
+	assert_null(chan_driver_find(NULL));
+
+	char text[2048];
+	snprintf(text, sizeof text,
+	         "[outbox]\ndir = %s/o\n\n[channel.email]\ndriver = outbox\n\n"
+	         "[channel.sms]\ndriver = bogus\n",
+	         tmpdir);
+	char want[512];
+	snprintf(want, sizeof want, "%s/err.conf:8: channel.sms.driver: unknown driver 'bogus'",
+	         tmpdir);
+	expect_cfg_error(text, want);
+
+	expect_cfg_error("[channel.sms]\ndriver = outbox\ncolour = red\n",
+	                 ":3: channel.sms.colour: unknown key");
+	expect_cfg_error("[channel.sms]\ndriver = outbox\nfsync = maybe\n", "channel.sms.fsync");
+	expect_cfg_error("[channel.chat]\ndriver = webhook\nsecret_file = /x\n",
+	                 "channel.chat.url: is required");
+	expect_cfg_error("[channel.chat]\ndriver = webhook\nurl = ftp://hunter2@h/\n",
+	                 ":3: channel.chat.url: must start with http:// or https://");
+	expect_cfg_error("[channel.chat]\ndriver = webhook\nurl = http://h/?key=hunter2\n",
+	                 "channel.chat.secret_file: is required");
+	expect_cfg_error("[channel.chat]\ndriver = webhook\nurl = http://h/?key=hunter2\n"
+	                 "secret_file = /nonexistent/clubd-secret\n",
+	                 ":4: channel.chat.secret_file:");
+	snprintf(text, sizeof text,
+	         "[channel.chat]\ndriver = webhook\nurl = https://h/\nsecret_file = %s\n"
+	         "max_host_connections = 0\n",
+	         secret_path);
+	expect_cfg_error(text, ":5: channel.chat.max_host_connections:");
+
+	/* a good file: both drivers, every key consumed */
+	snprintf(text, sizeof text,
+	         "[outbox]\ndir = %s/o\n\n[channel.sms]\ndriver = outbox\nfsync = no\n\n"
+	         "[channel.chat]\ndriver = webhook\nurl = https://h/\ninsecure_no_signature = yes\n"
+	         "max_host_connections = 4\n",
+	         tmpdir);
+	struct cfg_error err;
+	struct config *cfg = load_cfg("good.conf", text, &err);
+	if (!cfg)
+		fail_msg("%s", err.msg);
+	struct chan *chans;
+	size_t n;
+	assert_int_equal(chan_configure_all(cfg, &chans, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_non_null(chan_find(chans, n, "chat"));
+	assert_ptr_equal(chan_find(chans, n, "chat")->drv, &chan_webhook_driver);
+	assert_null(chan_find(chans, n, "email"));
+	assert_null(chans[0].root);
+	chan_free_all(chans, n); /* configured, never started */
+	config_free(cfg);
+}
+
+/* ---- outbox ------------------------------------------------------------ */
+
+static const char fa_subject[] =
+    "\xd8\xa8\xd8\xb1\xd8\xa7\xdb\x8c \xd8\xb4\xd9\x85\xd8\xa7 \xd9\x85\xd8\xb4\xd8\xaa\xd8\xb1"
+    "\xdb\x8c \xd8\xb9\xd8\xb2\xdb\x8c\xd8\xb2\xd8\x8c \xd8\xac\xd8\xb4\xd9\x86\xd9\x88\xd8\xa7"
+    "\xd8\xb1\xd9\x87 \xdb\x8c\xd9\x84\xd8\xaf\xd8\xa7 \xd9\x85\xd8\xa8\xd8\xa7\xd8\xb1\xda\xa9 "
+    "\xd8\xa8\xd8\xa7\xd8\xaf \xe2\x80\x94 \xd8\xaa\xd8\xae\xd9\x81\xdb\x8c\xd9\x81 \xdb\xb2\xdb"
+    "\xb0\xdb\xaa \xd8\xa8\xd8\xb1\xd8\xa7\xdb\x8c \xd8\xb4\xd9\x85\xd8\xa7 \xf0\x9f\x8e\x89";
+static const char fa_text[] =
+    "\xd8\xb3\xd9\x84\xd8\xa7\xd9\x85\xd8\x8c \xd9\x85\xd8\xb4\xd8\xaa\xd8\xb1\xdb\x8c "
+    "\xda\xaf\xd8\xb1\xd8\xa7\xd9\x85\xdb\x8c! \xd8\xa8\xd8\xa7\xd8\xb4\xda\xaf\xd8\xa7\xd9\x87 "
+    "\xd9\x85\xd8\xa7 \xd8\xa7\xd8\xb2 \xd8\xb4\xd9\x86\xd8\xa8\xd9\x87 \xd8\xaa\xd8\xa7 "
+    "\xd8\xac\xd9\x85\xd8\xb9\xd9\x87 \xd8\xa8\xd8\xa7\xd8\xb2 \xd8\xa7\xd8\xb3\xd8\xaa.\n"
+    "\xda\xa9\xd8\xaf \xd8\xaa\xd8\xae\xd9\x81\xdb\x8c\xd9\x81: YALDA1402 \xe2\x80\x94 "
+    "\xd8\xa8\xd8\xb1\xd8\xa7\xdb\x8c \xd9\x84\xd8\xba\xd9\x88 \xdb\xb1\xdb\xb1 "
+    "\xd8\xb1\xd8\xa7 \xd8\xa8\xd9\x81\xd8\xb1\xd8\xb3\xd8\xaa\xdb\x8c\xd8\xaf.";
+
+/* Decode standard base64 (no white space); -1 on bad input. */
+static int b64_decode(const char *in, size_t n, struct buf *out)
+{
+	if (n % 4)
+		return -1;
+	unsigned char *tmp = xmalloc(n / 4 * 3 + 1);
+	int len = EVP_DecodeBlock(tmp, (const unsigned char *)in, (int)n);
+	if (len < 0) {
+		free(tmp);
+		return -1;
+	}
+	if (n >= 1 && in[n - 1] == '=')
+		len--;
+	if (n >= 2 && in[n - 2] == '=')
+		len--;
+	buf_append(out, tmp, (size_t)len);
+	free(tmp);
+	return 0;
+}
+
+static int utf8_ok(const unsigned char *s, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		size_t l = s[i] < 0x80             ? 1
+		           : (s[i] & 0xe0) == 0xc0 ? 2
+		           : (s[i] & 0xf0) == 0xe0 ? 3
+		           : (s[i] & 0xf8) == 0xf0 ? 4
+		                                   : 0;
+		if (!l || i + l > n)
+			return 0;
+		for (size_t k = 1; k < l; k++)
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+		i += l;
+	}
+	return 1;
+}
+
+/* Header checks in C: line lengths, encoded words, the base64 body. */
+static void check_maildir_message(const char *path, const char *subject, const char *text)
+{
+	size_t len;
+	char *msg = read_text(path, &len);
+	char *sep = strstr(msg, "\r\n\r\n");
+	assert_non_null(sep);
+	sep[2] = '\0'; /* keep the last header's CRLF */
+	const char *body = sep + 4;
+
+	/* headers: CRLF lines of at most 78 characters */
+	struct buf subj;
+	buf_init(&subj, 0);
+	int in_subject = 0, saw_date = 0, saw_mid = 0, saw_cte = 0, saw_ct = 0;
+	char *save = NULL;
+	for (char *line = strtok_r(msg, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		size_t l = strlen(line);
+		assert_true(l > 0 && line[l - 1] == '\r');
+		line[--l] = '\0';
+		assert_true(l <= 78);
+		if (line[0] != ' ')
+			in_subject = strncmp(line, "Subject: ", 9) == 0;
+		if (strncmp(line, "Date: ", 6) == 0)
+			saw_date = 1;
+		if (strcmp(line, "Content-Transfer-Encoding: base64") == 0)
+			saw_cte = 1;
+		if (strcmp(line, "Content-Type: text/plain; charset=UTF-8") == 0)
+			saw_ct = 1;
+		if (strncmp(line, "Message-ID: <", 13) == 0 && strstr(line, "@clubd>"))
+			saw_mid = 1;
+		if (!in_subject)
+			continue;
+		const char *w = line[0] == ' ' ? line + 1 : line + 9;
+		size_t wl = strlen(w);
+		assert_true(wl <= 75);
+		assert_true(l <= 76);
+		assert_memory_equal(w, "=?UTF-8?B?", 10);
+		assert_string_equal(w + wl - 2, "?=");
+		struct buf part;
+		buf_init(&part, 0);
+		assert_int_equal(b64_decode(w + 10, wl - 12, &part), 0);
+		/* no encoded word splits a UTF-8 character */
+		assert_true(utf8_ok((const unsigned char *)part.p, part.len));
+		buf_append(&subj, part.p, part.len);
+		buf_free(&part);
+	}
+	assert_true(saw_date);
+	assert_true(saw_mid);
+	assert_true(saw_cte);
+	assert_true(saw_ct);
+	assert_non_null(subj.p);
+	assert_string_equal(subj.p, subject);
+	buf_free(&subj);
+
+	/* body: base64 lines of at most 76 characters */
+	struct buf dec;
+	buf_init(&dec, 0);
+	const char *p = body;
+	while (*p) {
+		const char *eol = strstr(p, "\r\n");
+		assert_non_null(eol);
+		assert_true(eol - p <= 76);
+		assert_int_equal(b64_decode(p, (size_t)(eol - p), &dec), 0);
+		p = eol + 2;
+	}
+	assert_non_null(dec.p);
+	struct buf crlf; /* text parts travel with CRLF line ends */
+	buf_init(&crlf, 0);
+	for (const char *q = text; *q; q++)
+		buf_append(&crlf, *q == '\n' ? "\r\n" : q, *q == '\n' ? 2 : 1);
+	assert_string_equal(dec.p, crlf.p);
+	buf_free(&crlf);
+	buf_free(&dec);
+	free(msg);
+}
+
+/* An independent parser: Python's email package. */
+static json_t *python_parse_mail(const char *path)
+{
+	char cmd[4096];
+	snprintf(cmd, sizeof cmd,
+	         "/usr/bin/python3 -c '"
+	         "import email, json, sys\n"
+	         "from email import policy\n"
+	         "m = email.message_from_binary_file(open(sys.argv[1], \"rb\"), "
+	         "policy=policy.default)\n"
+	         "p = m.get_body((\"plain\",))\n"
+	         "h = m.get_body((\"html\",))\n"
+	         "print(json.dumps({\"subject\": str(m[\"subject\"]), \"to\": str(m[\"to\"]), "
+	         "\"from\": str(m[\"from\"]), \"type\": m.get_content_type(), "
+	         "\"defects\": len(m.defects), "
+	         "\"text\": p.get_content().replace(\"\\r\\n\", \"\\n\") if p else None, "
+	         "\"html\": h.get_content() if h else None}))' '%s'",
+	         path);
+	FILE *f = popen(cmd, "r");
+	assert_non_null(f);
+	struct buf b;
+	buf_init(&b, 0);
+	char tmp[4096];
+	size_t n;
+	while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
+		buf_append(&b, tmp, n);
+	assert_int_equal(pclose(f), 0);
+	json_t *j = json_loads(b.p ? b.p : "", 0, NULL);
+	buf_free(&b);
+	assert_non_null(j);
+	return j;
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static char *find_new_file(const char *dir, const char *name)
+{
+	char path[1024];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	return xstrdup(path);
+}
+
+static int count_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static void outbox_run(const char *conf, int nsms, struct sendctx *sms, struct sendctx *mail,
+                       int nmail, int *ndone)
+{
+	struct cfg_error err;
+	struct config *cfg = load_cfg("outbox.conf", conf, &err);
+	if (!cfg)
+		fail_msg("%s", err.msg);
+	struct chan *chans;
+	size_t n;
+	if (chan_configure_all(cfg, &chans, &n, &err) < 0)
+		fail_msg("%s", err.msg);
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	assert_int_equal(chan_start_all(chans, n, &loop), 0);
+	struct chan *cs = chan_find(chans, n, "sms"), *ce = chan_find(chans, n, "email");
+	assert_non_null(cs);
+	assert_non_null(ce);
+	for (int i = 0; i < nsms; i++)
+		assert_int_equal(chan_send(cs, &sms[i].m, on_done, &sms[i]), 0);
+	for (int i = 0; i < nmail; i++)
+		assert_int_equal(chan_send(ce, &mail[i].m, on_done, &mail[i]), 0);
+	assert_int_equal(*ndone, 0);
+	run_until(&loop, ndone, nsms + nmail);
+	stop_all(&loop, chans, n);
+	config_free(cfg);
+}
+
+static void test_outbox(void **state)
+{
+	(void)state;
+	char conf[2048], odir[320];
+	snprintf(odir, sizeof odir, "%s/outbox", tmpdir);
+	snprintf(conf, sizeof conf,
+	         "[outbox]\ndir = %s\n\n[channel.sms]\ndriver = outbox\nmax_inflight = 64\n\n"
+	         "[channel.email]\ndriver = outbox\nfsync = yes\nfrom = Club <club@example.org>\n",
+	         odir);
+
+	int ndone = 0;
+	static struct sendctx sms[40], mail[4];
+	for (int i = 0; i < 30; i++)
+		mk_msg(&sms[i], &ndone, "sms", "+989121234567", NULL, i == 7 ? fa_text : "hi",
+		       NULL);
+	sms[3].m.category = NULL; /* null in JSON */
+	mk_msg(&mail[0], &ndone, "email", "maryam@example.org", fa_subject, fa_text, NULL);
+	mk_msg(&mail[1], &ndone, "email", "ali@example.org", "Your receipt", "plain part",
+	       "<p>html part</p>");
+	mk_msg(&mail[2], &ndone, "email", "ali@example.org", "Hi\r\nBcc: victim@example.org", "x",
+	       NULL);
+	mk_msg(&mail[3], &ndone, "email", "ali@example.org\r\nBcc: v@example.org", "ok", "x", NULL);
+	outbox_run(conf, 30, sms, mail, 4, &ndone);
+
+	/* JSONL: one line per message, in send order, numbered */
+	char path[512];
+	snprintf(path, sizeof path, "%s/sms.jsonl", odir);
+	char *data = read_text(path, NULL);
+	char *save = NULL;
+	int line = 0;
+	for (char *l = strtok_r(data, "\n", &save); l; l = strtok_r(NULL, "\n", &save), line++) {
+		assert_true(line < 30);
+		json_error_t je;
+		json_t *j = json_loads(l, 0, &je);
+		assert_non_null(j);
+		assert_string_equal(jstr(j, "id"), sms[line].id);
+		assert_string_equal(jstr(j, "channel"), "sms");
+		assert_string_equal(jstr(j, "to"), "+989121234567");
+		assert_string_equal(jstr(j, "contact_id"), "c-42");
+		assert_string_equal(jstr(j, "text"), line == 7 ? fa_text : "hi");
+		assert_true(json_is_null(json_object_get(j, "subject")));
+		assert_true(json_is_null(json_object_get(j, "html")));
+		if (line == 3)
+			assert_true(json_is_null(json_object_get(j, "category")));
+		assert_int_equal(json_integer_value(json_object_get(j, "attempt")), 1);
+		assert_string_equal(jstr(j, "created_at"), "2023-11-14T22:13:20.123Z");
+		const char *sent = jstr(j, "sent_at");
+		assert_non_null(sent);
+		assert_int_equal(strlen(sent), 24);
+		assert_int_equal(sent[23], 'Z');
+		json_decref(j);
+		char want[64];
+		snprintf(want, sizeof want, "sms.jsonl:%d", line + 1);
+		assert_int_equal(sms[line].r.status, CHAN_OK);
+		assert_string_equal(sms[line].r.provider_id, want);
+	}
+	assert_int_equal(line, 30);
+	free(data);
+
+	/* Maildir: the two good messages in new/, nothing left in tmp/ */
+	char md[512];
+	snprintf(md, sizeof md, "%s/email/new", odir);
+	assert_int_equal(count_dir(md), 2);
+	snprintf(path, sizeof path, "%s/email/tmp", odir);
+	assert_int_equal(count_dir(path), 0);
+	snprintf(path, sizeof path, "%s/email/cur", odir);
+	assert_int_equal(count_dir(path), 0);
+	assert_int_equal(mail[0].r.status, CHAN_OK);
+	assert_int_equal(mail[1].r.status, CHAN_OK);
+	assert_non_null(strchr(mail[0].r.provider_id, '_'));
+	assert_string_not_equal(mail[0].r.provider_id, mail[1].r.provider_id);
+	assert_int_equal(mail[2].r.status, CHAN_PERMFAIL);
+	assert_string_equal(mail[2].r.reason, "subject contains CR or LF");
+	assert_int_equal(mail[3].r.status, CHAN_PERMFAIL);
+	assert_string_equal(mail[3].r.reason, "address contains CR or LF");
+
+	char *f0 = find_new_file(md, mail[0].r.provider_id);
+	check_maildir_message(f0, fa_subject, fa_text);
+	json_t *j = python_parse_mail(f0);
+	assert_string_equal(jstr(j, "subject"), fa_subject);
+	assert_string_equal(jstr(j, "to"), "maryam@example.org");
+	assert_string_equal(jstr(j, "from"), "Club <club@example.org>");
+	assert_string_equal(jstr(j, "type"), "text/plain");
+	assert_int_equal(json_integer_value(json_object_get(j, "defects")), 0);
+	assert_string_equal(jstr(j, "text"), fa_text); /* CRLF made LF again */
+	json_decref(j);
+	free(f0);
+
+	char *f1 = find_new_file(md, mail[1].r.provider_id);
+	j = python_parse_mail(f1);
+	assert_string_equal(jstr(j, "subject"), "Your receipt");
+	assert_string_equal(jstr(j, "type"), "multipart/alternative");
+	assert_int_equal(json_integer_value(json_object_get(j, "defects")), 0);
+	assert_string_equal(jstr(j, "text"), "plain part");
+	assert_string_equal(jstr(j, "html"), "<p>html part</p>");
+	json_decref(j);
+	free(f1);
+
+	/* a restart appends and keeps counting lines */
+	ndone = 0;
+	static struct sendctx more[2], none[1];
+	mk_msg(&more[0], &ndone, "sms", "+989121234567", NULL, "again", NULL);
+	mk_msg(&more[1], &ndone, "sms", "+989121234567", NULL, "again", NULL);
+	outbox_run(conf, 2, more, none, 0, &ndone);
+	assert_string_equal(more[0].r.provider_id, "sms.jsonl:31");
+	assert_string_equal(more[1].r.provider_id, "sms.jsonl:32");
+}
+
+static void test_outbox_unwritable(void **state)
+{
+	(void)state;
+	char conf[2048], odir[320];
+	snprintf(odir, sizeof odir, "%s/ro", tmpdir);
+	snprintf(conf, sizeof conf,
+	         "[outbox]\ndir = %s\n\n[channel.sms]\ndriver = outbox\n\n"
+	         "[channel.email]\ndriver = outbox\n",
+	         odir);
+	/* the JSONL path is a directory: open fails, the send is TEMPFAIL */
+	char p[512];
+	assert_int_equal(mkdir(odir, 0700), 0);
+	snprintf(p, sizeof p, "%s/sms.jsonl", odir);
+	assert_int_equal(mkdir(p, 0700), 0);
+	int ndone = 0;
+	static struct sendctx s[1], none[1];
+	mk_msg(&s[0], &ndone, "sms", "+989121234567", NULL, "x", NULL);
+	outbox_run(conf, 1, s, none, 0, &ndone);
+	assert_int_equal(s[0].r.status, CHAN_TEMPFAIL);
+	assert_non_null(strstr(s[0].r.reason, "open: Is a directory"));
+
+	/* the directory cannot be created: start fails, stop still works */
+	snprintf(p, sizeof p, "%s/plainfile", tmpdir);
+	write_text(p, "x");
+	snprintf(conf, sizeof conf,
+	         "[outbox]\ndir = %s/sub\n\n[channel.sms]\ndriver = outbox\n\n"
+	         "[channel.chat]\ndriver = outbox\n",
+	         p);
+	struct cfg_error err;
+	struct config *cfg = load_cfg("bad-outbox.conf", conf, &err);
+	if (!cfg)
+		fail_msg("%s", err.msg);
+	struct chan *chans;
+	size_t n;
+	assert_int_equal(chan_configure_all(cfg, &chans, &n, &err), 0);
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	assert_int_equal(chan_start_all(chans, n, &loop), -ENOTDIR);
+	stop_all(&loop, chans, n);
+	config_free(cfg);
+}
+
+/* ---- webhook against a real server ----------------------------------- */
+
+static int start_sink(void)
+{
+	static const char *const cands[] = {"tests/fakes/webhook_sink.py",
+	                                    "../../tests/fakes/webhook_sink.py"};
+	char script[PATH_MAX + 64] = "";
+	const char *src = getenv("CLUBD_SRCDIR");
+	if (src)
+		snprintf(script, sizeof script, "%s/tests/fakes/webhook_sink.py", src);
+	for (size_t i = 0; (!script[0] || access(script, R_OK) != 0) && i < ARRAY_SIZE(cands); i++)
+		snprintf(script, sizeof script, "%s", cands[i]);
+	if (access(script, R_OK) != 0) {
+		/* next to the binary: build/tests/test_channels -> ../../tests/fakes */
+		char exe[PATH_MAX];
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+		if (n > 0) {
+			exe[n] = '\0';
+			char *slash = strrchr(exe, '/');
+			if (slash)
+				*slash = '\0';
+			snprintf(script, sizeof script, "%s/../../tests/fakes/webhook_sink.py",
+			         exe);
+		}
+	}
+	if (access(script, R_OK) != 0) {
+		fprintf(stderr, "webhook_sink.py not found (set CLUBD_SRCDIR)\n");
+		return -1;
+	}
+	int fds[2];
+	if (pipe(fds) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		close(fds[0]);
+		close(fds[1]);
+		execl("/usr/bin/python3", "python3", script, secret_path, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	sink_pid = pid;
+	char line[32];
+	size_t got = 0;
+	while (got < sizeof line - 1) {
+		struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+		if (poll(&pfd, 1, 20000) <= 0)
+			break;
+		ssize_t r = read(fds[0], line + got, 1);
+		if (r <= 0)
+			break;
+		if (line[got] == '\n')
+			break;
+		got++;
+	}
+	line[got] = '\0';
+	close(fds[0]);
+	int64_t port;
+	if (parse_i64(line, 1, 65535, &port) < 0)
+		return -1;
+	sink_port = (int)port;
+	return 0;
+}
+
+struct wh_case {
+	const char *path;
+	const char *extra; /* more config lines */
+	int port;          /* 0: the sink */
+	int nmsg;
+	int sequential; /* one at a time, same channel */
+	int no_secret;  /* do not add the sink's secret_file */
+	struct sendctx s[24];
+};
+
+static void webhook_run(struct wh_case *k)
+{
+	char conf[4096];
+	snprintf(conf, sizeof conf,
+	         "[channel.chat]\ndriver = webhook\nurl = http://127.0.0.1:%d%s\n"
+	         "timeout = 400ms\nmax_inflight = 32\n%s",
+	         k->port ? k->port : sink_port, k->path, k->extra ? k->extra : "");
+	if (!k->no_secret && (!k->extra || !strstr(k->extra, "secret_file"))) {
+		size_t l = strlen(conf);
+		snprintf(conf + l, sizeof conf - l, "secret_file = %s\n", secret_path);
+	}
+	struct cfg_error err;
+	struct config *cfg = load_cfg("wh.conf", conf, &err);
+	if (!cfg)
+		fail_msg("%s", err.msg);
+	struct chan *chans;
+	size_t n;
+	if (chan_configure_all(cfg, &chans, &n, &err) < 0)
+		fail_msg("%s", err.msg);
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	assert_int_equal(chan_start_all(chans, n, &loop), 0);
+	int ndone = 0;
+	int nmsg = k->nmsg ? k->nmsg : 1;
+	for (int i = 0; i < nmsg; i++) {
+		mk_msg(&k->s[i], &ndone, "chat", "tg:12345", i ? NULL : "subj", fa_text,
+		       i == 1 ? "<b>x</b>" : NULL);
+		assert_int_equal(chan_send(&chans[0], &k->s[i].m, on_done, &k->s[i]), 0);
+		assert_int_equal(ndone, i < nmsg && k->sequential ? i : 0);
+		if (k->sequential)
+			run_until(&loop, &ndone, i + 1);
+	}
+	run_until(&loop, &ndone, nmsg);
+	stop_all(&loop, chans, n);
+	config_free(cfg);
+}
+
+static void test_webhook_ok(void **state)
+{
+	(void)state;
+	struct wh_case k = {.path = "/ok", .nmsg = 20};
+	webhook_run(&k);
+	for (int i = 0; i < 20; i++) {
+		char want[64];
+		snprintf(want, sizeof want, "prov-%s", k.s[i].id);
+		if (k.s[i].r.status != CHAN_OK)
+			fail_msg("send %d: status %d reason %s", i, k.s[i].r.status,
+			         k.s[i].r.reason);
+		assert_string_equal(k.s[i].r.provider_id, want);
+	}
+
+	struct wh_case noid = {.path = "/noid"};
+	webhook_run(&noid);
+	assert_int_equal(noid.s[0].r.status, CHAN_OK);
+	assert_string_equal(noid.s[0].r.provider_id, "");
+
+	/* a secret_file wins over insecure_no_signature: the sink sees a signature */
+	struct wh_case uns2 = {.path = "/unsigned", .extra = "insecure_no_signature = yes\n"};
+	webhook_run(&uns2);
+	assert_int_equal(uns2.s[0].r.status, CHAN_PERMFAIL);
+	assert_string_equal(uns2.s[0].r.reason, "http 400");
+}
+
+static void test_webhook_unsigned_and_bad_secret(void **state)
+{
+	(void)state;
+	/* the wrong secret: the sink's HMAC check refuses it */
+	char other[512];
+	snprintf(other, sizeof other, "%s/other-secret", tmpdir);
+	write_text(other, "not-the-sink-secret\n");
+	char extra[600];
+	snprintf(extra, sizeof extra, "secret_file = %s\n", other);
+	struct wh_case bad = {.path = "/ok", .extra = extra};
+	webhook_run(&bad);
+	assert_int_equal(bad.s[0].r.status, CHAN_PERMFAIL); /* the sink checked the HMAC */
+	assert_string_equal(bad.s[0].r.reason, "http 401");
+
+	/* no secret at all: insecure_no_signature sends no signature header */
+	struct wh_case uns = {
+	    .path = "/unsigned", .extra = "insecure_no_signature = yes\n", .no_secret = 1};
+	webhook_run(&uns);
+	assert_int_equal(uns.s[0].r.status, CHAN_OK);
+	snprintf(extra, sizeof extra, "prov-%s", uns.s[0].id);
+	assert_string_equal(uns.s[0].r.provider_id, extra);
+}
+
+static void test_webhook_failures(void **state)
+{
+	(void)state;
+	struct wh_case k429 = {.path = "/429"};
+	webhook_run(&k429);
+	assert_int_equal(k429.s[0].r.status, CHAN_TEMPFAIL);
+	assert_string_equal(k429.s[0].r.reason, "http 429");
+	assert_int_equal(k429.s[0].r.retry_after_ms, 7000);
+
+	struct wh_case kdate = {.path = "/429date"};
+	webhook_run(&kdate);
+	assert_int_equal(kdate.s[0].r.status, CHAN_TEMPFAIL);
+	/* 120 s ahead at one-second resolution; generous either way */
+	assert_true(kdate.s[0].r.retry_after_ms > 60000);
+	assert_true(kdate.s[0].r.retry_after_ms <= 121000);
+
+	struct wh_case k500 = {.path = "/500"};
+	webhook_run(&k500);
+	assert_int_equal(k500.s[0].r.status, CHAN_TEMPFAIL);
+	assert_string_equal(k500.s[0].r.reason, "http 500");
+
+	struct wh_case k408 = {.path = "/408"};
+	webhook_run(&k408);
+	assert_int_equal(k408.s[0].r.status, CHAN_TEMPFAIL);
+	assert_string_equal(k408.s[0].r.reason, "http 408");
+
+	struct wh_case k400 = {.path = "/400"};
+	webhook_run(&k400);
+	assert_int_equal(k400.s[0].r.status, CHAN_PERMFAIL);
+	assert_string_equal(k400.s[0].r.reason, "http 400");
+
+	struct wh_case k302 = {.path = "/302"};
+	webhook_run(&k302);
+	assert_int_equal(k302.s[0].r.status, CHAN_TEMPFAIL); /* not followed */
+	assert_string_equal(k302.s[0].r.reason, "http 302");
+
+	struct wh_case big = {.path = "/big"};
+	webhook_run(&big);
+	assert_int_equal(big.s[0].r.status, CHAN_TEMPFAIL);
+	assert_string_equal(big.s[0].r.reason, "response too large");
+
+	struct wh_case slow = {.path = "/slow", .nmsg = 2};
+	webhook_run(&slow);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(slow.s[i].r.status, CHAN_TEMPFAIL);
+		assert_string_equal(slow.s[i].r.reason, "timeout");
+	}
+
+	/* a bound, never listening port: connection refused */
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	socklen_t sl = sizeof sa;
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	struct wh_case refused = {.path = "/ok", .port = ntohs(sa.sin_port)};
+	webhook_run(&refused);
+	close(fd);
+	assert_int_equal(refused.s[0].r.status, CHAN_TEMPFAIL);
+	assert_memory_equal(refused.s[0].r.reason, "connect: ", 9);
+	assert_null(strstr(refused.s[0].r.reason, "/ok")); /* no URL path in reasons */
+}
+
+static void test_webhook_keepalive(void **state)
+{
+	(void)state;
+	struct wh_case k = {.path = "/conn", .nmsg = 5, .sequential = 1};
+	webhook_run(&k);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(k.s[i].r.status, CHAN_OK);
+		assert_memory_equal(k.s[i].r.provider_id, "conn-", 5);
+		assert_string_equal(k.s[i].r.provider_id, k.s[0].r.provider_id);
+	}
+}
+
+/* ---- the HTTP client itself -------------------------------------------- */
+
+struct http_probe {
+	int done;
+	long status;
+	enum http_error err;
+	char error[128];
+};
+
+static void on_http(void *arg, const struct http_resp *r)
+{
+	struct http_probe *p = arg;
+	p->done++;
+	p->status = r->status;
+	p->err = r->err;
+	snprintf(p->error, sizeof p->error, "%s", r->error);
+}
+
+static void test_http_cancel_on_put(void **state)
+{
+	(void)state;
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct http_client *h = http_client_get(&loop);
+	assert_ptr_equal(http_client_get(&loop), h); /* one per loop */
+	http_client_put(h);
+
+	char url[64];
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/slow", sink_port);
+	struct http_req rq = {.url = url, .body = "{}", .body_len = 2, .timeout_ms = 10000};
+	struct http_probe p = {0}, q = {0};
+	assert_int_equal(http_request(h, &rq, on_http, &p), 0);
+	struct http_req bad = {.url = url, .method = "GET\r\nX"};
+	assert_int_equal(http_request(h, &bad, on_http, &q), -EINVAL);
+	const char *hdrs[] = {"X-Evil: a\r\nHost: b", NULL};
+	struct http_req bad2 = {.url = url, .headers = hdrs};
+	assert_int_equal(http_request(h, &bad2, on_http, &q), -EINVAL);
+	assert_int_equal(http_client_pending(h), 1);
+	assert_int_equal(p.done, 0); /* never synchronous */
+	/* let it connect and send, then close the client under it */
+	for (int i = 0; i < 50; i++)
+		uv_run(&loop, UV_RUN_NOWAIT);
+	assert_int_equal(p.done, 0);
+	http_client_put(h);
+	assert_int_equal(p.done, 1);
+	assert_int_equal(p.status, 0);
+	assert_int_equal(p.err, HTTP_E_CANCELLED);
+	assert_string_equal(p.error, "cancelled");
+	assert_int_equal(q.done, 0);
+	finish_loop(&loop);
+
+	/* a wrong scheme fails inside curl, reported later, not from the call */
+	uv_loop_init(&loop);
+	h = http_client_get(&loop);
+	struct http_req ftp = {.url = "ftp://127.0.0.1/x"};
+	assert_int_equal(http_request(h, &ftp, on_http, &q), 0);
+	assert_int_equal(q.done, 0);
+	run_until(&loop, &q.done, 1);
+	assert_int_equal(q.status, 0);
+	assert_int_equal(q.err, HTTP_E_TRANSPORT);
+	http_client_put(h);
+	finish_loop(&loop);
+}
+
+static void test_retry_after_parse(void **state)
+{
+	(void)state;
+	int64_t ms;
+	assert_int_equal(http_parse_retry_after("7", 0, &ms), 0);
+	assert_int_equal(ms, 7000);
+	assert_int_equal(http_parse_retry_after("  120 \r\n", 0, &ms), 0);
+	assert_int_equal(ms, 120000);
+	assert_int_equal(http_parse_retry_after("0", 0, &ms), 0);
+	assert_int_equal(ms, 0);
+	/* Wed, 21 Oct 2015 07:28:00 GMT = 1445412480 */
+	int64_t t = 1445412480000;
+	assert_int_equal(http_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", t - 10000, &ms),
+	                 0);
+	assert_int_equal(ms, 10000);
+	assert_int_equal(http_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", t + 5000, &ms), 0);
+	assert_int_equal(ms, 0); /* in the past: retry now */
+	assert_int_equal(http_parse_retry_after("Wednesday, 21-Oct-15 07:28:00 GMT", t, &ms), 0);
+	assert_int_equal(ms, 0);
+	assert_int_equal(http_parse_retry_after("-5", 0, &ms), -EINVAL);
+	assert_int_equal(http_parse_retry_after("", 0, &ms), -EINVAL);
+	assert_int_equal(http_parse_retry_after("12abc", 0, &ms), -EINVAL);
+	assert_int_equal(http_parse_retry_after("soon", 0, &ms), -EINVAL);
+	assert_int_equal(http_parse_retry_after("99999999999999999999", 0, &ms), -EINVAL);
+}
+
+static void test_msg_json(void **state)
+{
+	(void)state;
+	struct sendctx s;
+	int n = 0;
+	mk_msg(&s, &n, "sms", "+98912", NULL, "bad \xff\xfe utf8", NULL);
+	s.m.created_ms = 0;
+	char *j = chan_msg_json(&s.m, 1700000000123);
+	json_t *o = json_loads(j, 0, NULL);
+	assert_non_null(o);
+	assert_string_equal(jstr(o, "text"), "bad \xef\xbf\xbd\xef\xbf\xbd utf8");
+	assert_true(json_is_null(json_object_get(o, "created_at")));
+	assert_string_equal(jstr(o, "sent_at"), "2023-11-14T22:13:20.123Z");
+	json_decref(o);
+	free(j);
+	char t[40];
+	chan_rfc3339_ms(-1, t, sizeof t);
+	assert_string_equal(t, "1969-12-31T23:59:59.999Z");
+}
+
+/* ---- setup ------------------------------------------------------------- */
+
+static int group_setup(void **state)
+{
+	(void)state;
+	log_setup(LOG_WARNING, LOG_FMT_KV);
+	signal(SIGPIPE, SIG_IGN);
+	const char *t = getenv("TMPDIR");
+	snprintf(tmpdir, sizeof tmpdir, "%s/clubd-test-channels-XXXXXX", t && *t ? t : "/tmp");
+	if (!mkdtemp(tmpdir))
+		return -1;
+	snprintf(secret_path, sizeof secret_path, "%s/webhook-secret", tmpdir);
+	int fd = open(secret_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, "s3cret-\xd9\x85\n", 10) != 10)
+		return -1;
+	close(fd);
+	return start_sink();
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	if (sink_pid > 0) {
+		kill(sink_pid, SIGTERM);
+		waitpid(sink_pid, NULL, 0);
+	}
+	nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_bucket_math),
+	    cmocka_unit_test(test_max_inflight),
+	    cmocka_unit_test(test_never_synchronous),
+	    cmocka_unit_test(test_rate_fifo),
+	    cmocka_unit_test(test_stop),
+	    cmocka_unit_test(test_registry_and_config),
+	    cmocka_unit_test(test_msg_json),
+	    cmocka_unit_test(test_outbox),
+	    cmocka_unit_test(test_outbox_unwritable),
+	    cmocka_unit_test(test_retry_after_parse),
+	    cmocka_unit_test(test_http_cancel_on_put),
+	    cmocka_unit_test(test_webhook_ok),
+	    cmocka_unit_test(test_webhook_unsigned_and_bad_secret),
+	    cmocka_unit_test(test_webhook_failures),
+	    cmocka_unit_test(test_webhook_keepalive),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
