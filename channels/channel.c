@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "chat_drivers.h"
 #include "log.h"
 #include "util.h"
 
@@ -32,6 +33,7 @@
 static const struct chan_driver *const chan_drivers[] = {
     &chan_outbox_driver,
     &chan_webhook_driver,
+    &chan_telegram_driver,
     NULL,
 };
 

@@ -83,6 +83,11 @@ enum api_role api_req_role(struct api_req *rq);
 void api_set_data(struct api_req *rq, void *data, void (*free_fn)(void *));
 void *api_data(struct api_req *rq);
 
+/* Restart this request's deadline at ms (> 0) from now, e.g. for a long
+ * upload or export; ignored once answered.  The default is [api]
+ * request_timeout, counted from the request head. */
+void api_set_timeout(struct api_req *rq, int64_t ms);
+
 void api_hold(struct api_req *rq);
 void api_release(struct api_req *rq);
 void api_resume(struct api_req *rq); /* STREAM: continue the upload */

@@ -859,7 +859,31 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 static int channel_build(struct config *c, struct cfg_section *s, struct cfg_error *err)
 {
 	struct cfg_channel ch = {0};
+	const char *chname = s->name + 8;
 	int64_t v;
+
+	/* `provider = NAME` moves every other key to the [provider.NAME]
+	 * profile, so several profiles can sit side by side in one file. */
+	const char *prov = cfg_sec_str(s, "provider", NULL);
+	if (prov) {
+		struct cfg_section *ps = NULL;
+		char want[96];
+		snprintf(want, sizeof want, "provider.%.80s", prov);
+		for (size_t i = 0; i < c->nsections && !ps; i++)
+			if (strcmp(c->sections[i].name, want) == 0)
+				ps = &c->sections[i];
+		if (!ps) {
+			cfg_error_set(err, s, "provider", "no [%s] section in the file", want);
+			return -1;
+		}
+		for (size_t i = 0; i < s->nkv; i++)
+			if (strcmp(s->kv[i].key, "provider") != 0) {
+				cfg_error_set(err, s, s->kv[i].key,
+				              "with provider set, put this key in [%s]", want);
+				return -1;
+			}
+		s = ps;
+	}
 
 	const char *drv = cfg_sec_str_req(s, "driver", err);
 	if (!drv)
@@ -881,7 +905,7 @@ static int channel_build(struct config *c, struct cfg_section *s, struct cfg_err
 	ch.burst = (int)v;
 	if (cfg_sec_duration(s, "timeout", 10 * SEC, 100, 300 * SEC, &ch.timeout_ms, err) < 0)
 		return -1;
-	ch.name = xstrdup(s->name + 8);
+	ch.name = xstrdup(chname);
 	ch.driver = xstrdup(drv);
 	ch.sec = s;
 	c->channels = xrealloc(c->channels, (c->nchannels + 1) * sizeof *c->channels);

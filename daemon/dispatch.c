@@ -294,6 +294,10 @@ static void on_sent(void *arg, const struct chan_result *res)
 			argv_add(&j->settle, "segments");
 			argv_addll(&j->settle, res->segments);
 		}
+		if (res->cost_micros > 0) {
+			argv_add(&j->settle, "cost_micros");
+			argv_addll(&j->settle, res->cost_micros);
+		}
 		log_info("dispatch", "msg=%s chan=%s state=sent attempt=%d", j->id,
 		         lane_of_kind(j->kind), j->attempts);
 		break;
@@ -327,6 +331,10 @@ static void on_sent(void *arg, const struct chan_result *res)
 	default:
 		snprintf(reason, sizeof reason, "permfail: %s", res->reason);
 		settle_prepare(j, "failed", reason, 0);
+		if (res->revoke_consent) {
+			argv_add(&j->settle, "!revoke");
+			argv_add(&j->settle, lane_of_kind(j->kind));
+		}
 		log_warnx("dispatch", "msg=%s chan=%s permfail reason=%s", j->id,
 		          lane_of_kind(j->kind), log_q(res->reason));
 		break;

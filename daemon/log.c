@@ -74,10 +74,25 @@ static void json_escape(char *out, size_t cap, const char *in)
 	out[o] = '\0';
 }
 
+static void emit(int prio, const char *sub, const char *fmt, va_list ap);
+
 void log_vemit(int prio, const char *sub, const char *fmt, va_list ap)
 {
 	if (prio > cur_level)
 		return;
+	emit(prio, sub, fmt, ap);
+}
+
+void log_emit_always(int prio, const char *sub, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	emit(prio, sub, fmt, ap);
+	va_end(ap);
+}
+
+static void emit(int prio, const char *sub, const char *fmt, va_list ap)
+{
 	if (journal < 0)
 		journal = getenv("JOURNAL_STREAM") != NULL;
 	char body[4096];

@@ -23,6 +23,9 @@ int log_trace_on(const char *sub);
 
 void log_emit(int prio, const char *sub, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Emit whatever the level (tracing asked for explicitly). */
+void log_emit_always(int prio, const char *sub, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void log_vemit(int prio, const char *sub, const char *fmt, va_list ap);
 
 #define log_err(sub, ...)    log_emit(LOG_ERR, sub, __VA_ARGS__)
@@ -34,7 +37,7 @@ void log_vemit(int prio, const char *sub, const char *fmt, va_list ap);
 #define log_trace(sub, ...)                                                                        \
 	do {                                                                                       \
 		if (log_trace_on(sub))                                                             \
-			log_emit(LOG_DEBUG, sub, __VA_ARGS__);                                     \
+			log_emit_always(LOG_DEBUG, sub, __VA_ARGS__);                              \
 	} while (0)
 
 /*

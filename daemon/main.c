@@ -39,6 +39,7 @@ struct daemon {
 	size_t nretired;
 	int stopping;
 	int exit_code;
+	const char *log_format_cli; /* --log-format wins over [log] format, also on reload */
 };
 
 static void usage(FILE *f)
@@ -217,9 +218,10 @@ static int build_routes(struct daemon *dm)
 }
 
 /* Takes ownership of cfg (a reload replaces it; every version is freed here). */
-static int run(struct config *cfg)
+static int run(struct config *cfg, const char *log_format_cli)
 {
 	struct daemon *dm = xcalloc(1, sizeof *dm);
+	dm->log_format_cli = log_format_cli;
 	struct app *app = &dm->app;
 	struct cfg_error err = {""};
 	int rc = 1;
@@ -327,8 +329,10 @@ out_loop_close:;
 		        uv_strerror(lc));
 		uv_print_all_handles(&dm->loop, stderr);
 		rc = 1;
-	} else {
+	} else if (rc == 0) {
 		log_notice("main", "stopped cleanly");
+	} else {
+		log_err("main", "start failed; stopped");
 	}
 	chan_free_all(app->chans, app->nchans);
 	store_free(app->st);
@@ -421,5 +425,5 @@ int main(int argc, char **argv)
 		config_free(cfg);
 		return 0;
 	}
-	return run(cfg);
+	return run(cfg, log_format);
 }

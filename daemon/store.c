@@ -167,6 +167,8 @@ void store_queue_init(struct store *st, const char *const *lanes, size_t n)
 
 void fmt_time(int64_t ms, char *out, size_t n)
 {
+	if (ms < 0)
+		ms = 0; /* we never store times before the epoch */
 	time_t t = (time_t)(ms / 1000);
 	struct tm tm;
 	gmtime_r(&t, &tm);
@@ -249,5 +251,5 @@ int parse_time(const char *s, int64_t *ms)
 		sec = 59;
 	int64_t days = days_from_civil(Y, M, D);
 	*ms = ((days * 86400 + h * 3600 + m * 60 + sec) - (int64_t)off * 60) * 1000 + frac;
-	return 0;
+	return *ms < 0 ? -1 : 0;
 }

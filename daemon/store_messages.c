@@ -56,6 +56,9 @@ json_t *store_msg_json(const redisReply *h, const redisReply *history)
 	int64_t seg = hash_get_i64(h, "segments", 0);
 	if (seg > 0)
 		json_object_set_new(o, "segments", json_integer(seg));
+	int64_t cost = hash_get_i64(h, "cost_micros", 0);
+	if (cost > 0)
+		json_object_set_new(o, "cost", json_real((double)cost / 1e6));
 	json_t *hist = json_array();
 	for (size_t i = 0; history && history->type == REDIS_REPLY_ARRAY && i < history->elements;
 	     i++) {

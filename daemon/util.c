@@ -93,8 +93,10 @@ void buf_reset(struct buf *b)
 
 static int buf_reserve(struct buf *b, size_t extra)
 {
-	if (b->max && b->len + extra > b->max)
+	if (b->max && extra > b->max - b->len)
 		return -ENOSPC;
+	if (extra >= SIZE_MAX / 2 - b->len)
+		return -ENOSPC; /* no cap and an absurd length: refuse, never wrap */
 	if (b->len + extra + 1 <= b->cap)
 		return 0;
 	size_t ncap = b->cap ? b->cap : 64;
