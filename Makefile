@@ -20,7 +20,7 @@ DESTDIR ?=
 
 B       ?= build
 CC      ?= cc
-PKGS    := libuv hiredis libcurl jansson libmicrohttpd libsystemd inih libesmtp-1.0 icu-uc icu-i18n libcrypto
+PKGS    := libuv hiredis libcurl jansson libmicrohttpd libsystemd inih libesmtp-1.0 icu-uc icu-i18n libssl libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "chat_drivers.h"
+#include "sms_drivers.h"
 #include "log.h"
 #include "util.h"
 
@@ -34,6 +35,8 @@ static const struct chan_driver *const chan_drivers[] = {
     &chan_outbox_driver,
     &chan_webhook_driver,
     &chan_telegram_driver,
+    &chan_sms_kannel_driver,
+    &chan_sms_generic_driver,
     NULL,
 };
 

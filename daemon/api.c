@@ -56,7 +56,6 @@
 #define API_TOKEN_NAME_MAX  64
 #define API_TOKENS_MAX      100000
 #define API_TOKEN_LINE_MAX  1024
-#define API_PARAMS_MAX      8 /* {name} segments per route */
 #define API_LOG_INTERVAL_MS 10000
 #define API_ERR_MESSAGE_MAX 512
 #define SHA256_LEN          32
@@ -646,6 +645,21 @@ static int method_matches(const char *route_method, const char *method)
 	return strcmp(method, "HEAD") == 0 && strcmp(route_method, "GET") == 0;
 }
 
+/* 1 when the "A, B, C" list in b holds m. */
+static int allow_has(const struct buf *b, const char *m)
+{
+	size_t n = strlen(m);
+	for (const char *p = b->p; p && *p;) {
+		size_t l = strcspn(p, ",");
+		if (l == n && memcmp(p, m, n) == 0)
+			return 1;
+		p += l;
+		while (*p == ',' || *p == ' ')
+			p++;
+	}
+	return 0;
+}
+
 /* Find the route; on 404/405 reply and return NULL. */
 static const struct api_route *route_find(struct api_req *rq)
 {
@@ -673,15 +687,9 @@ static const struct api_route *route_find(struct api_req *rq)
 		if (!path_match(r->path, rq->path, NULL))
 			continue;
 		const char *ms[2] = {r->method, strcmp(r->method, "GET") == 0 ? "HEAD" : NULL};
-		for (int k = 0; k < 2 && ms[k]; k++) {
-			/* skip duplicates: look for ", M," in ", list," */
-			char *needle = xasprintf(", %s,", ms[k]);
-			char *hay = xasprintf(", %s,", allow.p ? allow.p : "");
-			if (!strstr(hay, needle))
+		for (int k = 0; k < 2 && ms[k]; k++)
+			if (!allow_has(&allow, ms[k]))
 				buf_printf(&allow, "%s%s", allow.len ? ", " : "", ms[k]);
-			free(needle);
-			free(hay);
-		}
 	}
 	api_add_header(rq, "Allow", allow.p ? allow.p : "");
 	buf_free(&allow);

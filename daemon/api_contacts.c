@@ -730,6 +730,10 @@ static void h_bulk(struct api_req *rq)
 static long bulk_chunk(struct api_req *rq, const char *data, size_t len)
 {
 	struct bulk *b = api_data(rq);
+	struct app *app = api_app(rq);
+	/* A long import is fine while it progresses: the deadline counts from
+	 * the last chunk, not from the request head. */
+	api_set_timeout(rq, app->cfg->api_request_timeout_ms);
 	size_t i = 0;
 	while (i < len) {
 		if (b->pending >= BULK_PENDING_MAX) {

@@ -329,10 +329,15 @@ static void on_cancelled(struct redis *r, redisReply *rep, void *arg)
 	(void)r;
 	struct api_req *rq = arg;
 	if (!api_reply_redis_failure(rq, rep)) {
+		/* The settle script answers one result per item. */
+		if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1)
+			rep = rep->element[0];
 		const char *st = rep->type == REDIS_REPLY_ARRAY && rep->elements > 0
 		                     ? reply_str(rep->element[0])
 		                     : NULL;
-		const char *cur = rep->elements > 1 ? reply_str(rep->element[1]) : NULL;
+		const char *cur = rep->type == REDIS_REPLY_ARRAY && rep->elements > 1
+		                      ? reply_str(rep->element[1])
+		                      : NULL;
 		if (st && strcmp(st, "ok") == 0)
 			api_reply_json(rq, 200,
 			               json_pack("{s:s, s:s}", "id", api_param(rq, "id"), "state",
@@ -361,6 +366,7 @@ static void h_cancel(struct api_req *rq)
 	}
 	struct argv a;
 	argv_init(&a);
+	argv_addll(&a, 9); /* one item of 9 arguments */
 	argv_add(&a, id);
 	argv_addll(&a, now_ms());
 	argv_add(&a, ""); /* from any state the table allows */

@@ -31,6 +31,7 @@
 
 #define LANES_MAX       (CFG_CHANNEL_KINDS + 1)
 #define SETTLE_RETRY_MS 500
+#define SETTLE_BATCH 128
 
 struct job {
 	struct dispatch *d;
@@ -70,6 +71,9 @@ struct dispatch {
 	struct job *jobs;
 	struct job *wait_head[ADDR_KINDS], *wait_tail[ADDR_KINDS];
 	struct job *retry_head;
+	struct job *settle_head, *settle_tail; /* queued for the next settle call */
+	int settle_count;
+	uv_idle_t settle_idle;
 
 	uv_timer_t read_timer, reclaim_timer, retry_timer, drain_timer;
 	int handles_open;
@@ -84,7 +88,6 @@ struct dispatch {
 };
 
 static void read_more(struct dispatch *d);
-static void job_claim(struct job *j);
 static void job_send(struct job *j);
 static void settle_issue(struct job *j);
 static void check_drain(struct dispatch *d);
@@ -182,25 +185,10 @@ static void settle_prepare(struct job *j, const char *to, const char *reason, in
 	j->outcome = to;
 }
 
-static void on_settled(struct redis *r, redisReply *rep, void *arg)
+/* One settle result for one job. */
+static void settle_result(struct job *j, const redisReply *rep)
 {
-	(void)r;
-	struct job *j = arg;
 	struct dispatch *d = j->d;
-	d->cmds--;
-	if (!rep) {
-		if (d->closing) {
-			job_done(j);
-			return;
-		}
-		/* Outcome unknown: retry the same compare-and-set later. */
-		d->stats.settle_retries++;
-		j->qnext = d->retry_head;
-		d->retry_head = j;
-		if (!uv_is_active((uv_handle_t *)&d->retry_timer))
-			uv_timer_start(&d->retry_timer, on_retry_timer, SETTLE_RETRY_MS, 0);
-		return;
-	}
 	const char *status =
 	    rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 ? reply_str(rep->element[0]) : NULL;
 	if (status && strcmp(status, "ok") == 0) {
@@ -227,11 +215,96 @@ static void on_settled(struct redis *r, redisReply *rep, void *arg)
 	job_done(j);
 }
 
+struct batch {
+	struct dispatch *d;
+	int n;
+	struct job *jobs[];
+};
+
+static struct batch *batch_new(struct dispatch *d, int n)
+{
+	struct batch *b = xmalloc(sizeof *b + sizeof(struct job *) * (size_t)n);
+	b->d = d;
+	b->n = 0;
+	return b;
+}
+
+static void retry_later(struct job *j)
+{
+	struct dispatch *d = j->d;
+	d->stats.settle_retries++;
+	j->qnext = d->retry_head;
+	d->retry_head = j;
+	if (!uv_is_active((uv_handle_t *)&d->retry_timer))
+		uv_timer_start(&d->retry_timer, on_retry_timer, SETTLE_RETRY_MS, 0);
+}
+
+static void on_settled(struct redis *r, redisReply *rep, void *arg)
+{
+	(void)r;
+	struct batch *b = arg;
+	struct dispatch *d = b->d;
+	d->cmds--;
+	int ok = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == (size_t)b->n;
+	if (rep && !ok)
+		log_err("dispatch", "settle batch failed n=%d reply=%s", b->n,
+		        log_q(rep->type == REDIS_REPLY_ERROR ? rep->str : "malformed"));
+	for (int i = 0; i < b->n; i++) {
+		struct job *j = b->jobs[i];
+		if (ok)
+			settle_result(j, rep->element[i]);
+		else if (d->closing)
+			job_done(j);
+		else
+			retry_later(j); /* outcome unknown: repeat the compare-and-set */
+	}
+	free(b);
+}
+
+/* Send every queued settle in one script call. */
+static void settle_flush(struct dispatch *d)
+{
+	uv_idle_stop(&d->settle_idle);
+	if (!d->settle_head)
+		return;
+	struct batch *b = batch_new(d, d->settle_count);
+	struct argv a;
+	argv_init(&a);
+	for (struct job *j = d->settle_head; j; j = j->qnext) {
+		argv_addll(&a, j->settle.n);
+		for (int i = 0; i < j->settle.n; i++)
+			argv_addn(&a, j->settle.v[i], j->settle.len[i]);
+		b->jobs[b->n++] = j;
+	}
+	for (int i = 0; i < b->n; i++)
+		b->jobs[i]->qnext = NULL;
+	d->settle_head = d->settle_tail = NULL;
+	d->settle_count = 0;
+	d->cmds++;
+	store_eval(d->st, SCRIPT_MSG_SETTLE, &a, on_settled, b);
+	argv_free(&a);
+}
+
+static void on_settle_idle(uv_idle_t *h)
+{
+	settle_flush(container_of(h, struct dispatch, settle_idle));
+}
+
+/* Queue a prepared settle; everything queued in one loop iteration goes to
+ * Redis as one call (or sooner, at SETTLE_BATCH). */
 static void settle_issue(struct job *j)
 {
 	struct dispatch *d = j->d;
-	d->cmds++;
-	store_eval(d->st, SCRIPT_MSG_SETTLE, &j->settle, on_settled, j);
+	j->qnext = NULL;
+	if (d->settle_tail)
+		d->settle_tail->qnext = j;
+	else
+		d->settle_head = j;
+	d->settle_tail = j;
+	if (++d->settle_count >= SETTLE_BATCH)
+		settle_flush(d);
+	else if (!uv_is_active((uv_handle_t *)&d->settle_idle))
+		uv_idle_start(&d->settle_idle, on_settle_idle);
 }
 
 static void on_retry_timer(uv_timer_t *t)
@@ -245,7 +318,6 @@ static void on_retry_timer(uv_timer_t *t)
 	d->retry_head = NULL;
 	while (j) {
 		struct job *next = j->qnext;
-		j->qnext = NULL;
 		settle_issue(j);
 		j = next;
 	}
@@ -480,28 +552,19 @@ static void job_decide(struct job *j, int have_contact)
 	job_send(j);
 }
 
-static void on_claimed(struct redis *r, redisReply *rep, void *arg)
+static void claim_result(struct job *j, const redisReply *rep)
 {
-	(void)r;
-	struct job *j = arg;
 	struct dispatch *d = j->d;
-	d->cmds--;
 	const char *status = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0
 	                         ? reply_str(rep->element[0])
 	                         : NULL;
-	if (!status || strcmp(status, "ok") != 0 || d->closing) {
+	if (!status || strcmp(status, "ok") != 0 || d->closing || rep->elements < 4) {
 		/* NULL: unknown; the entry stays pending and is reclaimed.
 		 * busy/skip/expired/gone: nothing to do here. */
-		if (rep && rep->type == REDIS_REPLY_ERROR)
-			log_err("dispatch", "msg=%s claim failed error=%s", j->id, log_q(rep->str));
 		job_done(j);
 		return;
 	}
 	d->stats.claimed++;
-	if (rep->elements < 4) {
-		job_done(j);
-		return;
-	}
 	if (rep->element[1]->integer) {
 		d->stats.reclaimed++;
 		log_notice("dispatch", "msg=%s reclaimed from a dead instance", j->id);
@@ -511,41 +574,62 @@ static void on_claimed(struct redis *r, redisReply *rep, void *arg)
 	job_decide(j, c->type == REDIS_REPLY_ARRAY && c->elements > 0);
 }
 
-static void job_claim(struct job *j)
+static void on_claimed(struct redis *r, redisReply *rep, void *arg)
 {
-	struct dispatch *d = j->d;
-	const struct cfg_channel *cc = NULL;
-	int64_t timeout = 0;
-	for (size_t i = 0; i < d->cfg->nchannels; i++) {
-		cc = &d->cfg->channels[i];
-		if (cc->timeout_ms > timeout)
-			timeout = cc->timeout_ms;
+	(void)r;
+	struct batch *b = arg;
+	struct dispatch *d = b->d;
+	d->cmds--;
+	int ok = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == (size_t)b->n;
+	if (rep && !ok)
+		log_err("dispatch", "claim batch failed n=%d reply=%s", b->n,
+		        log_q(rep->type == REDIS_REPLY_ERROR ? rep->str : "malformed"));
+	for (int i = 0; i < b->n; i++)
+		claim_result(b->jobs[i], ok ? rep->element[i] : NULL);
+	free(b);
+}
+
+/* Claim every entry of one stream read in one script call. */
+static void claim_batch(struct dispatch *d, struct batch *b)
+{
+	if (b->n == 0) {
+		free(b);
+		return;
 	}
+	int64_t timeout = 0;
+	for (size_t i = 0; i < d->cfg->nchannels; i++)
+		if (d->cfg->channels[i].timeout_ms > timeout)
+			timeout = d->cfg->channels[i].timeout_ms;
 	int64_t now = now_ms();
-	snprintf(j->owner, sizeof j->owner, "%s:%llu", d->consumer,
-	         (unsigned long long)++d->owner_seq);
-	struct argv a;
-	argv_init(&a);
-	argv_add(&a, j->id);
-	argv_addll(&a, now);
-	argv_add(&a, j->owner);
 	/* The lease outlives a send (the channel timeout) and the reclaim idle
 	 * time, so only a dead or stuck instance loses a message to another. */
-	j->lease = now + timeout + d->cfg->sched_reclaim_idle_ms;
-	argv_addll(&a, j->lease);
-	argv_add(&a, j->sid);
-	argv_add(&a, j->lane);
+	int64_t lease = now + timeout + d->cfg->sched_reclaim_idle_ms;
+	struct argv a;
+	argv_init(&a);
+	argv_addll(&a, now);
+	argv_addll(&a, lease);
 	argv_add(&a, STORE_GROUP);
+	for (int i = 0; i < b->n; i++) {
+		struct job *j = b->jobs[i];
+		snprintf(j->owner, sizeof j->owner, "%s:%llu", d->consumer,
+		         (unsigned long long)++d->owner_seq);
+		j->lease = lease;
+		argv_add(&a, j->id);
+		argv_add(&a, j->sid);
+		argv_add(&a, j->lane);
+		argv_add(&a, j->owner);
+	}
 	d->cmds++;
-	store_eval(d->st, SCRIPT_MSG_CLAIM, &a, on_claimed, j);
+	store_eval(d->st, SCRIPT_MSG_CLAIM, &a, on_claimed, b);
 	argv_free(&a);
 }
 
-/* Take stream entries ([id, [field, value, ...]]) into jobs. */
+/* Take stream entries ([id, [field, value, ...]]) into jobs, claimed as one batch. */
 static void take_entries(struct dispatch *d, const char *lane, const redisReply *entries)
 {
 	if (!entries || entries->type != REDIS_REPLY_ARRAY)
 		return;
+	struct batch *b = batch_new(d, (int)entries->elements);
 	for (size_t i = 0; i < entries->elements; i++) {
 		const redisReply *e = entries->element[i];
 		if (e->type != REDIS_REPLY_ARRAY || e->elements < 2)
@@ -554,8 +638,9 @@ static void take_entries(struct dispatch *d, const char *lane, const redisReply 
 		const char *mid = hash_get(e->element[1], "m");
 		if (!sid || !mid)
 			continue;
-		job_claim(job_new(d, mid, sid, lane));
+		b->jobs[b->n++] = job_new(d, mid, sid, lane);
 	}
+	claim_batch(d, b);
 }
 
 /* Reading ---------------------------------------------------------------- */
@@ -721,7 +806,8 @@ struct dispatch *dispatch_new(uv_loop_t *loop, struct store *st, struct redis *r
 	uv_timer_init(loop, &d->reclaim_timer);
 	uv_timer_init(loop, &d->retry_timer);
 	uv_timer_init(loop, &d->drain_timer);
-	d->handles_open = 4;
+	uv_idle_init(loop, &d->settle_idle);
+	d->handles_open = 5;
 	dispatch_reconfigure(d, cfg);
 	return d;
 }
@@ -856,7 +942,8 @@ static void check_close(struct dispatch *d)
 	while (d->jobs)
 		job_free(d->jobs);
 	uv_handle_t *hs[] = {(uv_handle_t *)&d->read_timer, (uv_handle_t *)&d->reclaim_timer,
-	                     (uv_handle_t *)&d->retry_timer, (uv_handle_t *)&d->drain_timer};
+	                     (uv_handle_t *)&d->retry_timer, (uv_handle_t *)&d->drain_timer,
+	                     (uv_handle_t *)&d->settle_idle};
 	for (size_t i = 0; i < ARRAY_SIZE(hs); i++) {
 		hs[i]->data = d;
 		uv_close(hs[i], on_handle_closed);
@@ -870,6 +957,7 @@ void dispatch_close(struct dispatch *d, void (*cb)(void *arg), void *arg)
 	d->close_cb = cb;
 	d->close_arg = arg;
 	d->drain_cb = NULL;
+	settle_flush(d); /* what is settled must reach Redis before we go */
 	d->retry_head = NULL;
 	for (int k = 0; k < ADDR_KINDS; k++)
 		d->wait_head[k] = d->wait_tail[k] = NULL;

@@ -1,40 +1,51 @@
--- msg_claim: the atomic ready -> sending step for one stream entry.
--- ARGV: 1 prefix, 2 id, 3 now, 4 owner token, 5 lease until (ms), 6 stream entry id, 7 lane,
---       8 group.
--- Returns {'ok', reclaimed(0|1), message HGETALL, contact HGETALL}
+-- msg_claim: the atomic ready -> sending step, for a batch of stream entries.
+-- ARGV: 1 prefix, 2 now, 3 lease until (ms), 4 group, then quadruples
+--       (message id, stream entry id, lane, owner token).
+-- Returns one result per entry, in order:
+--         {'ok', reclaimed(0|1), message HGETALL, contact HGETALL}
 --       | {'busy'} (another live instance holds it: leave the entry pending)
 --       | {'skip', state} (entry was stale and is acknowledged) | {'expired'} | {'gone'}.
-local P, id, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local q = P .. 'q:' .. ARGV[7]
-local mk = P .. 'm:' .. id
-local f = redis.call('HMGET', mk, 'state', 'lease', 'expires', 'contact')
-local st = f[1]
-if not st then
-  redis.call('XACK', q, ARGV[8], ARGV[6]); redis.call('XDEL', q, ARGV[6])
-  return {'gone'}
+local P, now, lease, group = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+
+local function claim(id, sid, lane, owner)
+  local q = P .. 'q:' .. lane
+  local mk = P .. 'm:' .. id
+  local f = redis.call('HMGET', mk, 'state', 'lease', 'expires', 'contact')
+  local st = f[1]
+  if not st then
+    redis.call('XACK', q, group, sid); redis.call('XDEL', q, sid)
+    return {'gone'}
+  end
+  local reclaimed = 0
+  if st == 'sending' then
+    if f[2] and tonumber(f[2]) > now then return {'busy'} end
+    reclaimed = 1
+    redis.call('HINCRBY', P .. 'stats', 'reclaimed', 1)
+  elseif st ~= 'ready' then
+    redis.call('XACK', q, group, sid); redis.call('XDEL', q, sid)
+    return {'skip', st}
+  end
+  if f[3] and tonumber(f[3]) < now then
+    redis.call('HSET', mk, 'state', 'expired', 'last_error', 'expired')
+    redis.call('HDEL', mk, 'lease', 'owner', 'sid')
+    redis.call('XADD', P .. 'dlq', '*', 'm', id, 'reason', 'expired', 'at', ARGV[2])
+    redis.call('RPUSH', P .. 'mh:' .. id,
+               '{"at":' .. ARGV[2] .. ',"state":"expired","reason":"expired"}')
+    redis.call('HINCRBY', P .. 'stats', 'expired', 1)
+    redis.call('XACK', q, group, sid); redis.call('XDEL', q, sid)
+    return {'expired'}
+  end
+  local n = redis.call('HINCRBY', mk, 'attempts', 1)
+  redis.call('HSET', mk, 'state', 'sending', 'lease', lease, 'owner', owner, 'sid', sid)
+  redis.call('RPUSH', P .. 'mh:' .. id,
+             '{"at":' .. ARGV[2] .. ',"state":"sending","attempt":' .. n .. '}')
+  local c = {}
+  if f[4] then c = redis.call('HGETALL', P .. 'c:' .. f[4]) end
+  return {'ok', reclaimed, redis.call('HGETALL', mk), c}
 end
-local reclaimed = 0
-if st == 'sending' then
-  if f[2] and tonumber(f[2]) > now then return {'busy'} end
-  reclaimed = 1
-  redis.call('HINCRBY', P .. 'stats', 'reclaimed', 1)
-elseif st ~= 'ready' then
-  redis.call('XACK', q, ARGV[8], ARGV[6]); redis.call('XDEL', q, ARGV[6])
-  return {'skip', st}
+
+local out = {}
+for i = 5, #ARGV - 3, 4 do
+  out[#out + 1] = claim(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
 end
-if f[3] and tonumber(f[3]) < now then
-  redis.call('HSET', mk, 'state', 'expired', 'last_error', 'expired')
-  redis.call('HDEL', mk, 'lease', 'owner', 'sid')
-  redis.call('XADD', P .. 'dlq', '*', 'm', id, 'reason', 'expired', 'at', ARGV[3])
-  redis.call('RPUSH', P .. 'mh:' .. id, '{"at":' .. ARGV[3] .. ',"state":"expired","reason":"expired"}')
-  redis.call('HINCRBY', P .. 'stats', 'expired', 1)
-  redis.call('XACK', q, ARGV[8], ARGV[6]); redis.call('XDEL', q, ARGV[6])
-  return {'expired'}
-end
-local n = redis.call('HINCRBY', mk, 'attempts', 1)
-redis.call('HSET', mk, 'state', 'sending', 'lease', ARGV[5], 'owner', ARGV[4], 'sid', ARGV[6])
-redis.call('RPUSH', P .. 'mh:' .. id,
-           '{"at":' .. ARGV[3] .. ',"state":"sending","attempt":' .. n .. '}')
-local c = {}
-if f[4] then c = redis.call('HGETALL', P .. 'c:' .. f[4]) end
-return {'ok', reclaimed, redis.call('HGETALL', mk), c}
+return out
