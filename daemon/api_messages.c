@@ -109,7 +109,7 @@ static void on_created(struct redis *r, redisReply *rep, void *arg)
 			json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "id", c->id, "state",
 			                      reply_str(rep->element[1]), "contact_id",
 			                      reply_str(rep->element[2]), "due_at", t);
-			log_info("api", "msg=%s accepted state=%s", c->id,
+			log_debug("api", "msg=%s accepted state=%s", c->id,
 			         reply_str(rep->element[1]));
 			api_reply_json(rq, 202, o);
 		} else if (st && strcmp(st, "dup") == 0 && rep->elements >= 2) {

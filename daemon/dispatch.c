@@ -52,6 +52,7 @@ struct job {
 	struct argv settle;  /* prepared settle call, kept for retries */
 	const char *outcome; /* "sent", "scheduled", ... for stats */
 	int deferred;
+	int settle_tries; /* settle calls whose answer was lost */
 };
 
 struct dispatch {
@@ -203,6 +204,12 @@ static void settle_result(struct job *j, const redisReply *rep)
 			d->stats.suppressed++;
 		else if (strcmp(o, "expired") == 0)
 			d->stats.expired++;
+	} else if (status && strcmp(status, "conflict") == 0 && j->settle_tries > 0 &&
+	           rep->elements > 1 && reply_str(rep->element[1]) &&
+	           strcmp(reply_str(rep->element[1]), j->outcome) == 0) {
+		/* A retried settle whose first call did apply (its answer was
+		 * lost with the connection). */
+		log_debug("dispatch", "msg=%s settle had applied before the retry", j->id);
 	} else if (status && strcmp(status, "conflict") == 0) {
 		/* Our lease ran out and another claim took the message. */
 		d->stats.late_results++;
@@ -233,6 +240,7 @@ static void retry_later(struct job *j)
 {
 	struct dispatch *d = j->d;
 	d->stats.settle_retries++;
+	j->settle_tries++;
 	j->qnext = d->retry_head;
 	d->retry_head = j;
 	if (!uv_is_active((uv_handle_t *)&d->retry_timer))
@@ -370,7 +378,7 @@ static void on_sent(void *arg, const struct chan_result *res)
 			argv_add(&j->settle, "cost_micros");
 			argv_addll(&j->settle, res->cost_micros);
 		}
-		log_info("dispatch", "msg=%s chan=%s state=sent attempt=%d", j->id,
+		log_debug("dispatch", "msg=%s chan=%s state=sent attempt=%d", j->id,
 		         lane_of_kind(j->kind), j->attempts);
 		break;
 	}
