@@ -29,7 +29,7 @@ struct chan_result {
 	int segments;           /* SMS: parts billed; 0 when unknown/not SMS */
 	int64_t cost_micros;    /* price of this send in millionths of the currency; 0 = unknown */
 	int revoke_consent;     /* PERMFAIL: the recipient blocked us on this channel (bot
-				 * blocked): the dispatcher withdraws the contact's consent */
+	                         * blocked): the dispatcher withdraws the contact's consent */
 };
 
 /* A rendered message; every pointer is borrowed until the done callback. */

@@ -110,7 +110,7 @@ static void on_created(struct redis *r, redisReply *rep, void *arg)
 			                      reply_str(rep->element[1]), "contact_id",
 			                      reply_str(rep->element[2]), "due_at", t);
 			log_debug("api", "msg=%s accepted state=%s", c->id,
-			         reply_str(rep->element[1]));
+			          reply_str(rep->element[1]));
 			api_reply_json(rq, 202, o);
 		} else if (st && strcmp(st, "dup") == 0 && rep->elements >= 2) {
 			store_msg_get(app->st, reply_str(rep->element[1]), on_replay_got, rq);

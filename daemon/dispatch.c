@@ -31,7 +31,7 @@
 
 #define LANES_MAX       (CFG_CHANNEL_KINDS + 1)
 #define SETTLE_RETRY_MS 500
-#define SETTLE_BATCH 128
+#define SETTLE_BATCH    128
 
 struct job {
 	struct dispatch *d;
@@ -67,11 +67,14 @@ struct dispatch {
 
 	int running, closing;
 	int reading, reclaiming; /* commands in flight on behalf of d */
+	int reclaim_more;        /* a reclaim came back full */
 	int cmds;                /* claim/settle commands in flight */
 	int njobs;
 	struct job *jobs;
 	struct job *wait_head[ADDR_KINDS], *wait_tail[ADDR_KINDS];
 	struct job *retry_head;
+	struct batch *claim_retry; /* claims whose answer was lost */
+	uv_timer_t claim_timer;
 	struct job *settle_head, *settle_tail; /* queued for the next settle call */
 	int settle_count;
 	uv_idle_t settle_idle;
@@ -224,7 +227,9 @@ static void settle_result(struct job *j, const redisReply *rep)
 
 struct batch {
 	struct dispatch *d;
+	struct batch *next; /* in the claim retry list */
 	int n;
+	int prepared; /* owner tokens and lease are set: a retry reuses them */
 	struct job *jobs[];
 };
 
@@ -232,7 +237,9 @@ static struct batch *batch_new(struct dispatch *d, int n)
 {
 	struct batch *b = xmalloc(sizeof *b + sizeof(struct job *) * (size_t)n);
 	b->d = d;
+	b->next = NULL;
 	b->n = 0;
+	b->prepared = 0;
 	return b;
 }
 
@@ -379,7 +386,7 @@ static void on_sent(void *arg, const struct chan_result *res)
 			argv_addll(&j->settle, res->cost_micros);
 		}
 		log_debug("dispatch", "msg=%s chan=%s state=sent attempt=%d", j->id,
-		         lane_of_kind(j->kind), j->attempts);
+		          lane_of_kind(j->kind), j->attempts);
 		break;
 	}
 	case CHAN_TEMPFAIL: {
@@ -582,12 +589,40 @@ static void claim_result(struct job *j, const redisReply *rep)
 	job_decide(j, c->type == REDIS_REPLY_ARRAY && c->elements > 0);
 }
 
+static void claim_batch(struct dispatch *d, struct batch *b);
+
+static void on_claim_retry(uv_timer_t *t)
+{
+	struct dispatch *d = container_of(t, struct dispatch, claim_timer);
+	if (!redis_is_up(d->st->r)) {
+		uv_timer_start(&d->claim_timer, on_claim_retry, SETTLE_RETRY_MS, 0);
+		return;
+	}
+	struct batch *b = d->claim_retry;
+	d->claim_retry = NULL;
+	while (b) {
+		struct batch *next = b->next;
+		claim_batch(d, b);
+		b = next;
+	}
+}
+
 static void on_claimed(struct redis *r, redisReply *rep, void *arg)
 {
 	(void)r;
 	struct batch *b = arg;
 	struct dispatch *d = b->d;
 	d->cmds--;
+	if (!rep && !d->closing && d->running) {
+		/* Unknown: the claim may have applied.  Repeat it with the same
+		 * owner tokens (the script answers 'ok' again for our own claim),
+		 * so nothing is left leased to us and waiting for a reclaim. */
+		b->next = d->claim_retry;
+		d->claim_retry = b;
+		if (!uv_is_active((uv_handle_t *)&d->claim_timer))
+			uv_timer_start(&d->claim_timer, on_claim_retry, SETTLE_RETRY_MS, 0);
+		return;
+	}
 	int ok = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == (size_t)b->n;
 	if (rep && !ok)
 		log_err("dispatch", "claim batch failed n=%d reply=%s", b->n,
@@ -619,14 +654,17 @@ static void claim_batch(struct dispatch *d, struct batch *b)
 	argv_add(&a, STORE_GROUP);
 	for (int i = 0; i < b->n; i++) {
 		struct job *j = b->jobs[i];
-		snprintf(j->owner, sizeof j->owner, "%s:%llu", d->consumer,
-		         (unsigned long long)++d->owner_seq);
-		j->lease = lease;
+		if (!b->prepared) {
+			snprintf(j->owner, sizeof j->owner, "%s:%llu", d->consumer,
+			         (unsigned long long)++d->owner_seq);
+			j->lease = lease;
+		}
 		argv_add(&a, j->id);
 		argv_add(&a, j->sid);
 		argv_add(&a, j->lane);
 		argv_add(&a, j->owner);
 	}
+	b->prepared = 1;
 	d->cmds++;
 	store_eval(d->st, SCRIPT_MSG_CLAIM, &a, on_claimed, b);
 	argv_free(&a);
@@ -706,7 +744,10 @@ static void on_read(struct redis *r, redisReply *rep, void *arg)
 
 static void read_more(struct dispatch *d)
 {
-	if (!d->running || d->closing || d->reading || !redis_is_up(d->reader))
+	/* Both connections: entries read while claims cannot be sent would
+	 * sit in our pending list until a reclaim. */
+	if (!d->running || d->closing || d->reading || !redis_is_up(d->reader) ||
+	    !redis_is_up(d->st->r))
 		return;
 	int room = d->cfg->dispatch_max_inflight - d->njobs;
 	if (room <= 0)
@@ -753,7 +794,10 @@ static void read_more(struct dispatch *d)
 struct reclaim_call {
 	struct dispatch *d;
 	char lane[16];
+	int count; /* asked for */
 };
+
+static void on_reclaim_timer(uv_timer_t *t);
 
 static void on_reclaimed(struct redis *r, redisReply *rep, void *arg)
 {
@@ -762,11 +806,25 @@ static void on_reclaimed(struct redis *r, redisReply *rep, void *arg)
 	struct dispatch *d = rc->d;
 	d->reclaiming--;
 	if (!d->closing && d->running && rep && rep->type == REDIS_REPLY_ARRAY &&
-	    rep->elements >= 2)
-		take_entries(d, rc->lane, rep->element[1]);
+	    rep->elements >= 2) {
+		const redisReply *e = rep->element[1];
+		/* A full batch: there is more to take over, go again soon
+		 * rather than one batch per interval. */
+		if (e->type == REDIS_REPLY_ARRAY && e->elements > 0 &&
+		    (int)e->elements >= rc->count)
+			d->reclaim_more = 1;
+		take_entries(d, rc->lane, e);
+	}
 	free(rc);
-	if (d->closing)
+	if (d->closing) {
 		check_close(d);
+		return;
+	}
+	if (d->reclaiming == 0 && d->reclaim_more && d->running) {
+		d->reclaim_more = 0;
+		uv_timer_start(&d->reclaim_timer, on_reclaim_timer, 50,
+		               (uint64_t)d->cfg->sched_reclaim_interval_ms);
+	}
 }
 
 static void on_reclaim_timer(uv_timer_t *t)
@@ -781,6 +839,7 @@ static void on_reclaim_timer(uv_timer_t *t)
 		const char *lane = i < d->nchans ? d->chans[i].cfg->name : "preferred";
 		struct reclaim_call *rc = xcalloc(1, sizeof *rc);
 		rc->d = d;
+		rc->count = room;
 		snprintf(rc->lane, sizeof rc->lane, "%s", lane);
 		char *k = store_key(d->st, "q:%s", lane);
 		char idle[24], count[24];
@@ -815,7 +874,8 @@ struct dispatch *dispatch_new(uv_loop_t *loop, struct store *st, struct redis *r
 	uv_timer_init(loop, &d->retry_timer);
 	uv_timer_init(loop, &d->drain_timer);
 	uv_idle_init(loop, &d->settle_idle);
-	d->handles_open = 5;
+	uv_timer_init(loop, &d->claim_timer);
+	d->handles_open = 6;
 	dispatch_reconfigure(d, cfg);
 	return d;
 }
@@ -902,9 +962,27 @@ static void on_drain_zero(uv_timer_t *t)
 	check_drain(d);
 }
 
+/* Claims waiting for a retry never reached a channel: leave them leased
+ * in Redis (reclaimed later) and let their jobs go. */
+static void drop_claim_retries(struct dispatch *d)
+{
+	uv_timer_stop(&d->claim_timer);
+	struct batch *b = d->claim_retry;
+	d->claim_retry = NULL;
+	while (b) {
+		struct batch *next = b->next;
+		for (int i = 0; i < b->n; i++)
+			if (!d->closing)
+				job_done(b->jobs[i]);
+		free(b);
+		b = next;
+	}
+}
+
 void dispatch_drain(struct dispatch *d, int64_t timeout_ms, void (*cb)(void *arg), void *arg)
 {
 	d->running = 0;
+	drop_claim_retries(d);
 	uv_timer_stop(&d->read_timer);
 	uv_timer_stop(&d->reclaim_timer);
 	d->drain_cb = cb;
@@ -949,9 +1027,9 @@ static void check_close(struct dispatch *d)
 	 * retry: it stays leased in Redis and is reclaimed. */
 	while (d->jobs)
 		job_free(d->jobs);
-	uv_handle_t *hs[] = {(uv_handle_t *)&d->read_timer, (uv_handle_t *)&d->reclaim_timer,
+	uv_handle_t *hs[] = {(uv_handle_t *)&d->read_timer,  (uv_handle_t *)&d->reclaim_timer,
 	                     (uv_handle_t *)&d->retry_timer, (uv_handle_t *)&d->drain_timer,
-	                     (uv_handle_t *)&d->settle_idle};
+	                     (uv_handle_t *)&d->settle_idle, (uv_handle_t *)&d->claim_timer};
 	for (size_t i = 0; i < ARRAY_SIZE(hs); i++) {
 		hs[i]->data = d;
 		uv_close(hs[i], on_handle_closed);
@@ -966,6 +1044,7 @@ void dispatch_close(struct dispatch *d, void (*cb)(void *arg), void *arg)
 	d->close_arg = arg;
 	d->drain_cb = NULL;
 	settle_flush(d); /* what is settled must reach Redis before we go */
+	drop_claim_retries(d);
 	d->retry_head = NULL;
 	for (int k = 0; k < ADDR_KINDS; k++)
 		d->wait_head[k] = d->wait_tail[k] = NULL;

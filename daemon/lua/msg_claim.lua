@@ -1,6 +1,7 @@
 -- msg_claim: the atomic ready -> sending step, for a batch of stream entries.
 -- ARGV: 1 prefix, 2 now, 3 lease until (ms), 4 group, then quadruples
---       (message id, stream entry id, lane, owner token).
+--       (message id, stream entry id, lane, owner token).  Repeating a claim with the same
+--       owner token (its answer was lost) answers 'ok' again without a second attempt.
 -- Returns one result per entry, in order:
 --         {'ok', reclaimed(0|1), message HGETALL, contact HGETALL}
 --       | {'busy'} (another live instance holds it: leave the entry pending)
@@ -10,14 +11,19 @@ local P, now, lease, group = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local function claim(id, sid, lane, owner)
   local q = P .. 'q:' .. lane
   local mk = P .. 'm:' .. id
-  local f = redis.call('HMGET', mk, 'state', 'lease', 'expires', 'contact')
+  local f = redis.call('HMGET', mk, 'state', 'lease', 'expires', 'contact', 'owner')
   local st = f[1]
   if not st then
     redis.call('XACK', q, group, sid); redis.call('XDEL', q, sid)
     return {'gone'}
   end
   local reclaimed = 0
-  if st == 'sending' then
+  if st == 'sending' and f[5] == owner then
+    -- A retry of our own claim whose answer was lost: it did apply.
+    local c = {}
+    if f[4] then c = redis.call('HGETALL', P .. 'c:' .. f[4]) end
+    return {'ok', 0, redis.call('HGETALL', mk), c}
+  elseif st == 'sending' then
     if f[2] and tonumber(f[2]) > now then return {'busy'} end
     reclaimed = 1
     redis.call('HINCRBY', P .. 'stats', 'reclaimed', 1)
