@@ -909,8 +909,11 @@ static void test_shipped_configs(void **state)
 		const struct cfg_opt *o = &cfg_options[i];
 		char *hdr = xasprintf("\n[%s]", o->section);
 		char *sec = strstr(text, hdr);
-		if (!sec)
+		if (!sec) {
 			fail_msg("clubd.conf has no [%s]", o->section);
+			free(hdr);
+			continue; /* not reached; tells the compiler sec is set below */
+		}
 		char *end = strstr(sec + 1, "\n[");
 		size_t len = end ? (size_t)(end - sec) : strlen(sec);
 		char *block = xstrndup(sec, len);
