@@ -40,8 +40,11 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 TOOL_SRC := $(wildcard bench/*.c)
 TOOL_BIN := $(TOOL_SRC:bench/%.c=$(B)/bench/%)
 
+CLUBCTL_SRC := $(wildcard tools/clubctl/*.c)
+CLUBCTL_OBJ := $(CLUBCTL_SRC:%.c=$(B)/%.o) $(B)/daemon/util.o $(B)/daemon/text.o
+
 .PHONY: all run check check-unit check-integration check-style asan bench install deps clean fuzz
-all: $(B)/clubd $(UNIT_BIN) $(TOOL_BIN)
+all: $(B)/clubd $(B)/clubctl $(UNIT_BIN) $(TOOL_BIN)
 
 V ?= 0
 ifeq ($(V),0)
@@ -73,6 +76,15 @@ $(B)/libclubd.a: $(LIB_OBJ)
 $(B)/clubd: $(B)/daemon/main.o $(B)/libclubd.a
 	$(E) "  LINK  $@"
 	$(Q)$(CC) $(OPT) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tools/clubctl/%.o: tools/clubctl/%.c
+	@mkdir -p $(dir $@)
+	$(E) "  CC    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -iquote tools/clubctl -c $< -o $@
+
+$(B)/clubctl: $(CLUBCTL_OBJ)
+	$(E) "  LINK  $@"
+	$(Q)$(CC) $(OPT) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs libcurl jansson) -lm
 
 $(B)/tests/%: tests/unit/%.c $(B)/libclubd.a
 	@mkdir -p $(dir $@)
@@ -116,11 +128,18 @@ check-style:
 bench: all
 	sh bench/run
 
-install: $(B)/clubd
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/clubd $(DESTDIR)$(UNITDIR) \
-		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
+install: $(B)/clubd $(B)/clubctl
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/clubd \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 0755 $(B)/clubd $(DESTDIR)$(SBINDIR)/clubd
-	install -m 0640 config/clubd.conf $(DESTDIR)$(SYSCONFDIR)/clubd/clubd.conf
+	install -m 0755 $(B)/clubctl $(DESTDIR)$(BINDIR)/clubctl
+	install -m 0644 man/clubctl.1 $(DESTDIR)$(MANDIR)/man1/clubctl.1
+	install -m 0644 tools/clubctl/clubctl.bash-completion \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/clubctl
+	# an operator's edited configuration is never overwritten
+	[ -e $(DESTDIR)$(SYSCONFDIR)/clubd/clubd.conf ] || \
+		install -m 0640 config/clubd.conf $(DESTDIR)$(SYSCONFDIR)/clubd/clubd.conf
 	install -m 0640 config/tokens.example $(DESTDIR)$(SYSCONFDIR)/clubd/tokens.example
 	sed 's|@SBINDIR@|$(SBINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' systemd/clubd.service.in \
 		> $(DESTDIR)$(UNITDIR)/clubd.service

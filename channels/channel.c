@@ -27,6 +27,7 @@
 
 #include "chat_drivers.h"
 #include "sms_drivers.h"
+#include "sms_providers.h"
 #include "log.h"
 #include "util.h"
 

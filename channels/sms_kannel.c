@@ -33,6 +33,7 @@
 
 #include "channel.h"
 #include "http.h"
+#include "callback.h"
 #include "log.h"
 #include "sms_drivers.h"
 #include "sms_segments.h"
@@ -149,6 +150,12 @@ static int kannel_configure(struct chan *c, struct cfg_error *err)
 			              "must be an http:// or https:// URL without white space, '#' "
 			              "or '%%' (Kannel reads %% as an escape code), e.g. "
 			              "https://clubd.example/v1/dlr/kannel");
+			return -1;
+		}
+		if (!callback_enabled()) {
+			cfg_error_set(err, sec, "dlr_url",
+			              "delivery reports need [api] callback_secret_file (the "
+			              "callback URLs are signed)");
 			return -1;
 		}
 		k->dlr_url = xstrdup(dlr);
@@ -280,6 +287,11 @@ static int kannel_send(struct chan *c, const struct chan_msg *m, chan_done_cb do
 		buf_puts(&dlr, k->dlr_url);
 		buf_puts(&dlr, strchr(k->dlr_url, '?') ? "&m=" : "?m=");
 		sms_pct_encode(&dlr, m->id ? m->id : "", m->id ? strlen(m->id) : 0);
+		char sig[CALLBACK_SIG_LEN + 1];
+		if (m->id && callback_sign("dlr", m->id, sig) == 0) {
+			buf_puts(&dlr, "&k=");
+			buf_puts(&dlr, sig);
+		}
 		buf_puts(&dlr, "&s=%d&t=%T&to=%p");
 	}
 

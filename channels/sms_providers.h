@@ -28,21 +28,21 @@ extern const struct chan_driver chan_sms_twilio_driver, chan_sms_kavenegar_drive
 
 /* ---- Kavenegar delivery status polling --------------------------------------- */
 
-#define KAVENEGAR_STATUS_MAX 500 /* ids per statuslocalmessageid.json call */
+#define KAVENEGAR_STATUS_MAX  500 /* ids per statuslocalmessageid.json call */
 #define KAVENEGAR_LOCALID_LEN 24  /* buffer for a localid, NUL included */
 
 enum kavenegar_state {
-	KAVENEGAR_PENDING = 0,  /* 1 queued, 2 scheduled, 4/5 handed to the operator */
-	KAVENEGAR_DELIVERED,    /* 10 */
-	KAVENEGAR_UNDELIVERED,  /* 6 failed, 11 undelivered, 13 cancelled, 14 blocked */
-	KAVENEGAR_UNKNOWN,      /* 100 unknown id, or a code we do not know, or no entry */
+	KAVENEGAR_PENDING = 0, /* 1 queued, 2 scheduled, 4/5 handed to the operator */
+	KAVENEGAR_DELIVERED,   /* 10 */
+	KAVENEGAR_UNDELIVERED, /* 6 failed, 11 undelivered, 13 cancelled, 14 blocked */
+	KAVENEGAR_UNKNOWN,     /* 100 unknown id, or a code we do not know, or no entry */
 };
 
 struct kavenegar_status {
-	const char *msg_id;                 /* borrowed: the caller's msg_ids[i] */
+	const char *msg_id;                  /* borrowed: the caller's msg_ids[i] */
 	char localid[KAVENEGAR_LOCALID_LEN]; /* what send put in localid */
-	char messageid[24];                 /* Kavenegar's message id, "" when unknown */
-	int code;                           /* Kavenegar's status code, 0 when no entry */
+	char messageid[24];                  /* Kavenegar's message id, "" when unknown */
+	int code;                            /* Kavenegar's status code, 0 when no entry */
 	enum kavenegar_state state;
 	int blocked; /* code 14: blocked (the recipient refuses such messages) */
 };
@@ -66,8 +66,9 @@ const char *kavenegar_state_name(enum kavenegar_state s);
  * later, from the loop: err 0 with n statuses in msg_ids order, or err a
  * negative errno and no statuses (-ETIMEDOUT, -ECONNREFUSED: no answer;
  * -EACCES: the key or the account was refused; -EAGAIN: the provider asks
- * us to come back later (409, 418, 429, 451, 5xx); -EPROTO: unreadable
- * answer; -EINVAL: another refusal; -ECANCELED: the channel stopped).
+ * us to come back later (402, 409, 418, 429, 451, 5xx); -EPROTO: unreadable
+ * answer; -EINVAL: another refusal; -ECANCELED: the channel stopped;
+ * -EIO: another transport error).
  * Or returns -EINVAL (not a kavenegar channel, n == 0, a NULL id),
  * -E2BIG (n > KAVENEGAR_STATUS_MAX) or -ESHUTDOWN (not started or
  * stopping), and cb is not called.  A channel's stop waits for polls in

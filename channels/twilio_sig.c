@@ -136,8 +136,7 @@ static char *toggle_default_port(const char *url)
 }
 
 static int match_one(const char *auth_token, const char *url, const char *const *names,
-                     const char *const *values, size_t n, const char *sig, size_t siglen,
-                     int *ok)
+                     const char *const *values, size_t n, const char *sig, size_t siglen, int *ok)
 {
 	char want[64];
 	int r = twilio_sig_compute(auth_token, url, names, values, n, want);
@@ -158,8 +157,8 @@ int twilio_sig_verify(const char *auth_token, const char *url, const char *const
 		return -EINVAL;
 	size_t siglen = signature ? strlen(signature) : 0;
 	int ok = 0;
-	int r = match_one(auth_token, url, names, values, n, signature ? signature : "", siglen,
-	                  &ok);
+	int r =
+	    match_one(auth_token, url, names, values, n, signature ? signature : "", siglen, &ok);
 	if (r < 0)
 		return r;
 	char *alt = toggle_default_port(url);

@@ -13,8 +13,8 @@
 
 #include <stddef.h>
 
-#define TWILIO_SIG_LEN        28    /* Base64 of a 20-byte SHA-1 MAC */
-#define TWILIO_SIG_MAX_PARAMS 1024  /* more parameters: -E2BIG */
+#define TWILIO_SIG_LEN        28            /* Base64 of a 20-byte SHA-1 MAC */
+#define TWILIO_SIG_MAX_PARAMS 1024          /* more parameters: -E2BIG */
 #define TWILIO_SIG_MAX_INPUT  (1024 * 1024) /* URL + names + values: -E2BIG */
 
 /*

@@ -225,6 +225,10 @@ const struct cfg_opt cfg_options[] = {
         NULL, "deadline for a whole request, Redis work included"),
     OPT("api", "port_file", CFG_STR, api_port_file, "", 0, 4096, 0, NULL,
         "if set, the bound port is written to this file"),
+    OPT("api", "callback_secret_file", CFG_STR, api_callback_secret_file, "", 0, 4096, 0,
+        check_secret_spec,
+        "secret (file, env:NAME or cred:NAME) signing the callback URLs given to providers "
+        "(delivery reports); empty: no callbacks"),
 
     OPT("redis", "host", CFG_STR, redis_host, "127.0.0.1", 1, 255, 0, check_host,
         "Redis server address"),

@@ -59,6 +59,7 @@ struct config {
 	int api_max_connections;
 	int64_t api_connection_timeout_ms; /* idle connection */
 	int64_t api_request_timeout_ms;    /* whole request incl. Redis work */
+	char *api_callback_secret_file;    /* signs provider callback URLs (delivery reports) */
 	char *api_port_file;               /* if set, the bound port is written here */
 
 	/* [redis] */

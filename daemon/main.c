@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "app.h"
+#include "callback.h"
 #include "log.h"
 #include "notify.h"
 #include "tz.h"
@@ -206,7 +207,8 @@ static int build_routes(struct daemon *dm)
 		size_t n;
 	} tables[] = {{api_health_routes, api_health_nroutes},
 	              {api_contact_routes, api_contact_nroutes},
-	              {api_message_routes, api_message_nroutes}};
+	              {api_message_routes, api_message_nroutes},
+	              {api_dlr_routes, api_dlr_nroutes}};
 	size_t n = 0;
 	for (size_t i = 0; i < ARRAY_SIZE(tables); i++)
 		n += tables[i].n;
@@ -342,6 +344,7 @@ out_loop_close:;
 	free(dm->retired);
 	config_free(app->cfg);
 	tz_cleanup();
+	callback_cleanup();
 	free(dm);
 	return rc;
 
@@ -411,6 +414,12 @@ int main(int argc, char **argv)
 	log_setup(cfg->log_level, strcmp(fmt, "json") == 0 ? LOG_FMT_JSON : LOG_FMT_KV);
 	log_set_trace(cfg->log_trace);
 
+	char why[512];
+	if (callback_init(cfg->api_callback_secret_file, why, sizeof why) < 0) {
+		fprintf(stderr, "clubd: %s: api.callback_secret_file: %s\n", path, why);
+		config_free(cfg);
+		return 1;
+	}
 	if (check) {
 		struct chan *chans = NULL;
 		size_t n = 0;

@@ -61,6 +61,7 @@ enum store_script {
 	SCRIPT_CONTACT_WRITE,
 	SCRIPT_CONTACT_LIST,
 	SCRIPT_CONTACT_DELETE,
+	SCRIPT_MSG_REPORT,
 	SCRIPT__N
 };
 /* Run a script; the prefix is inserted as ARGV[1] (a must not hold it). */

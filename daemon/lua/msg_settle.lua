@@ -74,6 +74,26 @@ local function settle(a, n)
                  'channel', revoke, 'consent', 'revoked', 'reason', reason, 'm', id)
     end
   end
+  if to == 'sent' then
+    -- A delivery report that came before this write (msg_report kept it).
+    local early = redis.call('HMGET', mk, 'dlr_early', 'dlr_code')
+    if early[1] then
+      local fin = 'delivered'
+      if early[1] == 'undelivered' then fin = 'failed' end
+      redis.call('HSET', mk, 'state', fin, 'reported_at', now)
+      redis.call('HDEL', mk, 'dlr_early')
+      if fin == 'failed' then
+        local r = 'undelivered: ' .. (early[2] or '')
+        redis.call('HSET', mk, 'last_error', r)
+        redis.call('XADD', P .. 'dlq', '*', 'm', id, 'reason', r, 'at', now)
+        redis.call('HINCRBY', P .. 'stats', 'undelivered', 1)
+      else
+        redis.call('HINCRBY', P .. 'stats', 'delivered', 1)
+      end
+      redis.call('RPUSH', P .. 'mh:' .. id, '{"at":' .. now .. ',"state":"' .. fin .. '"}')
+      to = fin
+    end
+  end
   if f[5] and tlmax > 0 and to ~= 'scheduled' and to ~= 'sending' then
     redis.call('XADD', P .. 'tl:' .. f[5], 'MAXLEN', '~', tlmax, '*', 'type', 'message',
                'm', id, 'state', to, 'reason', reason)

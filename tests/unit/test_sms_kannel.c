@@ -32,6 +32,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "callback.h"
 #include "channel.h"
 #include "config.h"
 #include "log.h"
@@ -534,16 +535,18 @@ static void test_get(void **state)
 		assert_string_equal(jstr(p, "coding"), i == 1 || i == 3 ? "2" : "0");
 		assert_string_equal(jstr(p, "dlr-mask"), "31");
 		assert_string_equal(jstr(p, "smsc"), "mci");
-		char want[256];
+		char want[256], sig[CALLBACK_SIG_LEN + 1];
+		assert_int_equal(callback_sign("dlr", k.s[i].id, sig), 0);
 		snprintf(want, sizeof want,
-		         "https://clubd.example/v1/dlr/kannel?m=%s&s=%%d&t=%%T&to=%%p", k.s[i].id);
+		         "https://clubd.example/v1/dlr/kannel?m=%s&k=%s&s=%%d&t=%%T&to=%%p",
+		         k.s[i].id, sig);
 		assert_string_equal(jstr(p, "dlr-url"), want);
 		/* on the wire: everything percent-encoded, %-codes included */
 		const char *raw = jstr(r, "raw_query");
 		snprintf(want, sizeof want,
 		         "&dlr-url=https%%3A%%2F%%2Fclubd.example%%2Fv1%%2Fdlr%%2Fkannel%%3Fm%%3D%s"
-		         "%%26s%%3D%%25d%%26t%%3D%%25T%%26to%%3D%%25p",
-		         k.s[i].id);
+		         "%%26k%%3D%s%%26s%%3D%%25d%%26t%%3D%%25T%%26to%%3D%%25p",
+		         k.s[i].id, sig);
 		if (!strstr(raw, want))
 			fail_msg("raw query %s lacks %s", raw, want);
 		assert_non_null(strstr(raw, "username=clubd&password=***&from=Club%20Shop&to="));
@@ -609,9 +612,11 @@ static void test_post(void **state)
 		assert_string_equal(jstr(p, "coding"), i == 0 ? "2" : "0");
 		assert_string_equal(jstr(p, "dlr-mask"), "3");
 		assert_string_equal(jstr(r, "text"), k.text[i]);
-		char want[256];
+		char want[256], sig[CALLBACK_SIG_LEN + 1];
+		assert_int_equal(callback_sign("dlr", k.s[i].id, sig), 0);
 		snprintf(want, sizeof want,
-		         "https://clubd.example/dlr?src=k1&m=%s&s=%%d&t=%%T&to=%%p", k.s[i].id);
+		         "https://clubd.example/dlr?src=k1&m=%s&k=%s&s=%%d&t=%%T&to=%%p", k.s[i].id,
+		         sig);
 		assert_string_equal(jstr(p, "dlr-url"), want);
 	}
 	json_decref(all);
@@ -830,6 +835,13 @@ static int group_teardown(void **state)
 
 int main(void)
 {
+	/* dlr-url callbacks are signed with the process-wide callback secret */
+	char why[256];
+	setenv("CLUBD_TEST_CALLBACK_SECRET", "test-callback-secret-0123456789", 1);
+	if (callback_init("env:CLUBD_TEST_CALLBACK_SECRET", why, sizeof why) < 0) {
+		fprintf(stderr, "callback_init: %s\n", why);
+		return 1;
+	}
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_config_errors),
 	    cmocka_unit_test(test_get),

@@ -1,0 +1,884 @@
+/*
+ * cmd_contacts.c - `clubctl contacts ...`: add, get, find, edit, rm, list
+ * and import, over /v1/contacts.  Builds request bodies from options (or a
+ * JSON file), prints contacts as key/value listings or tables, follows
+ * next_cursor for listings, and streams NDJSON imports to
+ * /v1/contacts/bulk straight from the file with a progress display.
+ *
+ * Owns the JSON it builds and the import's file descriptor.  Never loads an
+ * import file into memory (a 64 KiB libcurl buffer at a time) and never
+ * validates contact fields itself beyond the syntax of options: the server
+ * is the judge and its error names the field.  Limits: -f files up to
+ * 1 MiB; listings hold one page (<= 500 contacts) at a time.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clubctl.h"
+#include "http.h"
+#include "out.h"
+#include "util.h"
+
+#define FILE_MAX  (1u << 20)
+#define PAGE_MAX  500
+#define LIST_CAPS 4
+
+enum {
+	O_NAME = 256,
+	O_FIRST,
+	O_LAST,
+	O_PHONE,
+	O_EMAIL,
+	O_CHAT,
+	O_TAG,
+	O_ATTR,
+	O_TZ,
+	O_LANG,
+	O_PREF,
+	O_UNSET_ATTR,
+	O_UNSET_ADDR,
+	O_UNSET,
+	O_LIMIT,
+	O_ALL,
+	O_CURSOR,
+	O_MAX_RATE,
+	O_INTERVAL,
+	O_FILE = 'f',
+};
+
+/* clang-format off */
+#define CONTACT_OPTS \
+	{"name", O_NAME, "NAME", "display name", 0, NULL}, \
+	{"first-name", O_FIRST, "NAME", "first name", 0, NULL}, \
+	{"last-name", O_LAST, "NAME", "last name", 0, NULL}, \
+	{"phone", O_PHONE, "PHONE", "SMS address, any common form (stored as E.164)", 0, NULL}, \
+	{"email", O_EMAIL, "EMAIL", "email address", 0, NULL}, \
+	{"chat", O_CHAT, "ID", "Telegram/Bale chat id or @username", 0, NULL}, \
+	{"tag", O_TAG, "TAG", "a tag; the tags given replace the contact's set", CTL_OPT_MULTI, NULL}, \
+	{"attr", O_ATTR, "K=V", "attribute (K:=JSON for a number or boolean)", CTL_OPT_MULTI, NULL}, \
+	{"tz", O_TZ, "ZONE", "IANA time zone (Asia/Tehran)", 0, NULL}, \
+	{"lang", O_LANG, "LANG", "language tag (fa, en)", 0, NULL}, \
+	{"pref-json", O_PREF, "JSON", "preferences object, replaces the current one", 0, NULL}, \
+	{"file", O_FILE, "FILE", "JSON object to start from (- for stdin)", CTL_OPT_FILE, NULL}
+/* clang-format on */
+
+static const struct ctl_opt add_opts[] = {
+    CONTACT_OPTS,
+    {NULL, 0, NULL, NULL, 0, NULL},
+};
+
+static const struct ctl_opt edit_opts[] = {
+    CONTACT_OPTS,
+    {"unset-attr", O_UNSET_ATTR, "KEY", "remove an attribute", CTL_OPT_MULTI, NULL},
+    {"unset-addr", O_UNSET_ADDR, "CHANNEL", "remove an address", CTL_OPT_MULTI, "sms email chat"},
+    {"unset", O_UNSET, "FIELD", "clear a field", CTL_OPT_MULTI,
+     "name first_name last_name lang tz tags preferences"},
+    {NULL, 0, NULL, NULL, 0, NULL},
+};
+
+static const struct ctl_opt find_opts[] = {
+    {"phone", O_PHONE, "PHONE", "look up by SMS address", 0, NULL},
+    {"email", O_EMAIL, "EMAIL", "look up by email address", 0, NULL},
+    {"chat", O_CHAT, "ID", "look up by chat id", 0, NULL},
+    {NULL, 0, NULL, NULL, 0, NULL},
+};
+
+static const struct ctl_opt list_opts[] = {
+    {"limit", O_LIMIT, "N", "show at most N contacts (default 50)", 0, NULL},
+    {"all", O_ALL, NULL, "show every contact, following the cursor", 0, NULL},
+    {"cursor", O_CURSOR, "CURSOR", "start after this contact id", 0, NULL},
+    {NULL, 0, NULL, NULL, 0, NULL},
+};
+
+static const struct ctl_opt import_opts[] = {
+    {"max-rate", O_MAX_RATE, "RATE", "upload at most RATE bytes/s (k, M suffixes)", 0, NULL},
+    {"progress-interval", O_INTERVAL, "DURATION",
+     "seconds between progress lines when stderr is not a terminal (default 5s)", 0, NULL},
+    {NULL, 0, NULL, NULL, 0, NULL},
+};
+
+/* ---------------------------------------------------------------- bodies */
+
+static json_t *sub_object(json_t *o, const char *key)
+{
+	json_t *s = json_object_get(o, key);
+	if (!json_is_object(s)) {
+		s = json_object();
+		json_object_set_new(o, key, s);
+	}
+	return s;
+}
+
+/* Build the POST/PATCH body from -f and the options.  CTL_OK or usage. */
+static int contact_body(struct ctl *c, const struct ctl_args *a, int edit, json_t **out)
+{
+	static const struct {
+		int key;
+		const char *field;
+	} plain[] = {{O_NAME, "name"},
+	             {O_FIRST, "first_name"},
+	             {O_LAST, "last_name"},
+	             {O_TZ, "tz"},
+	             {O_LANG, "lang"}};
+	static const struct {
+		int key;
+		const char *chan;
+	} addrs[] = {{O_PHONE, "sms"}, {O_EMAIL, "email"}, {O_CHAT, "chat"}};
+	json_t *o = NULL;
+	const char *v;
+	size_t it;
+	int rc = CTL_OK;
+
+	if ((v = ctl_arg(a, O_FILE))) {
+		char *text;
+		size_t len;
+		json_error_t err;
+		rc = ctl_read_file(v, FILE_MAX, &text, &len);
+		if (rc != CTL_OK)
+			return rc;
+		o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+		free(text);
+		if (!json_is_object(o)) {
+			json_decref(o);
+			return ctl_usage(c, "%s: a JSON object expected (%s at line %d)", v,
+			                 err.text[0] ? err.text : "not an object", err.line);
+		}
+	} else {
+		o = json_object();
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(plain); i++)
+		if ((v = ctl_arg(a, plain[i].key)))
+			json_object_set_new(o, plain[i].field, json_string(v));
+	for (size_t i = 0; i < ARRAY_SIZE(addrs); i++)
+		if ((v = ctl_arg(a, addrs[i].key)))
+			json_object_set_new(sub_object(o, "addresses"), addrs[i].chan,
+			                    json_string(v));
+	if (ctl_has(a, O_TAG)) {
+		json_t *tags = json_array();
+		for (it = 0; (v = ctl_arg_next(a, O_TAG, &it));)
+			json_array_append_new(tags, json_string(v));
+		json_object_set_new(o, "tags", tags);
+	}
+	for (it = 0; (v = ctl_arg_next(a, O_ATTR, &it));) {
+		const char *eq = strchr(v, '=');
+		if (!eq || eq == v || (eq == v + 1 && v[0] == ':')) {
+			rc = ctl_usage(c, "--attr %s: KEY=VALUE or KEY:=JSON expected", v);
+			goto fail;
+		}
+		int raw = eq[-1] == ':';
+		char *key = xstrndup(v, (size_t)(eq - v - raw));
+		json_t *val;
+		if (raw) {
+			val = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
+			if (!val) {
+				free(key);
+				rc = ctl_usage(c, "--attr %s: the value after := is not JSON", v);
+				goto fail;
+			}
+		} else {
+			val = json_string(eq + 1);
+		}
+		json_object_set_new(sub_object(o, "attrs"), key, val);
+		free(key);
+	}
+	if ((v = ctl_arg(a, O_PREF))) {
+		json_t *p = json_loads(v, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+		if (!json_is_object(p) && !json_is_null(p)) {
+			json_decref(p);
+			rc = ctl_usage(c, "--pref-json: a JSON object (or null) expected");
+			goto fail;
+		}
+		json_object_set_new(o, "preferences", p);
+	}
+	if (edit) {
+		for (it = 0; (v = ctl_arg_next(a, O_UNSET_ATTR, &it));)
+			json_object_set_new(sub_object(o, "attrs"), v, json_null());
+		for (it = 0; (v = ctl_arg_next(a, O_UNSET_ADDR, &it));)
+			json_object_set_new(sub_object(o, "addresses"), v, json_null());
+		for (it = 0; (v = ctl_arg_next(a, O_UNSET, &it));)
+			json_object_set_new(o, v, json_null());
+	}
+	if (json_object_size(o) == 0) {
+		rc =
+		    ctl_usage(c, "nothing to %s: give fields such as --name or --phone, or -f FILE",
+		              edit ? "change" : "add");
+		goto fail;
+	}
+	*out = o;
+	return CTL_OK;
+fail:
+	json_decref(o);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- output */
+
+static char *join_strings(const json_t *arr, const char *sep)
+{
+	struct buf b;
+	size_t i;
+	json_t *e;
+	buf_init(&b, 0);
+	buf_append(&b, "", 0);
+	json_array_foreach(arr, i, e)
+	{
+		if (json_is_string(e))
+			buf_printf(&b, "%s%s", b.len ? sep : "", json_string_value(e));
+	}
+	return buf_steal(&b);
+}
+
+static char *attrs_text(const json_t *attrs)
+{
+	struct buf b;
+	const char *k;
+	json_t *v;
+	buf_init(&b, 0);
+	buf_append(&b, "", 0);
+	json_object_foreach((json_t *)attrs, k, v)
+	{
+		char *t = json_is_string(v) ? xstrdup(json_string_value(v))
+		                            : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+		buf_printf(&b, "%s%s=%s", b.len ? ", " : "", k, t ? t : "?");
+		free(t);
+	}
+	return buf_steal(&b);
+}
+
+static void print_contact(struct ctl *c, const json_t *o)
+{
+	const int w = 13;
+	const json_t *ad = json_object_get(o, "addresses");
+	char *s;
+
+	if (c->quiet) {
+		printf("%s\n", ctl_jstr(o, "id") ? ctl_jstr(o, "id") : "");
+		return;
+	}
+	out_kv(stdout, w, "id", ctl_jstr(o, "id"));
+	out_kv(stdout, w, "name", ctl_jstr(o, "name"));
+	if (ctl_jstr(o, "first_name") || ctl_jstr(o, "last_name")) {
+		out_kv(stdout, w, "first name", ctl_jstr(o, "first_name"));
+		out_kv(stdout, w, "last name", ctl_jstr(o, "last_name"));
+	}
+	out_kv(stdout, w, "phone", ctl_jstr(ad, "sms"));
+	out_kv(stdout, w, "email", ctl_jstr(ad, "email"));
+	out_kv(stdout, w, "chat", ctl_jstr(ad, "chat"));
+	out_kv(stdout, w, "lang", ctl_jstr(o, "lang"));
+	out_kv(stdout, w, "time zone", ctl_jstr(o, "tz"));
+	s = join_strings(json_object_get(o, "tags"), ", ");
+	out_kv(stdout, w, "tags", s);
+	free(s);
+	s = attrs_text(json_object_get(o, "attrs"));
+	out_kv(stdout, w, "attrs", s);
+	free(s);
+	const json_t *p = json_object_get(o, "preferences");
+	s = json_object_size(p) ? json_dumps(p, JSON_COMPACT) : NULL;
+	out_kv(stdout, w, "preferences", s);
+	free(s);
+	if (json_is_true(json_object_get(o, "lead")))
+		out_kv(stdout, w, "lead", "yes (created by a send to an unknown address)");
+	s = out_time(ctl_jstr(o, "created_at"));
+	out_kv(stdout, w, "created", s);
+	free(s);
+	s = out_time(ctl_jstr(o, "updated_at"));
+	out_kv(stdout, w, "updated", s);
+	free(s);
+}
+
+static int show_answer(struct ctl *c, json_t *j)
+{
+	if (c->json)
+		ctl_print_json(j);
+	else
+		print_contact(c, j);
+	return CTL_OK;
+}
+
+/* ---------------------------------------------------------------- commands */
+
+static int run_add(struct ctl *c, const struct ctl_args *a)
+{
+	json_t *body, *ans;
+	int rc = contact_body(c, a, 0, &body);
+	if (rc != CTL_OK)
+		return rc;
+	rc = ctl_api(c, "POST", "/v1/contacts", body, NULL, &ans, NULL);
+	json_decref(body);
+	if (rc == CTL_OK)
+		rc = show_answer(c, ans);
+	json_decref(ans);
+	return rc;
+}
+
+static int run_get(struct ctl *c, const struct ctl_args *a)
+{
+	json_t *ans;
+	char *path = ctl_path(c, "/v1/contacts/", a->pos[0], NULL);
+	int rc = ctl_api(c, "GET", path, NULL, NULL, &ans, NULL);
+	free(path);
+	if (rc == CTL_OK)
+		rc = show_answer(c, ans);
+	json_decref(ans);
+	return rc;
+}
+
+static int run_edit(struct ctl *c, const struct ctl_args *a)
+{
+	json_t *body, *ans;
+	int rc = contact_body(c, a, 1, &body);
+	if (rc != CTL_OK)
+		return rc;
+	char *path = ctl_path(c, "/v1/contacts/", a->pos[0], NULL);
+	rc = ctl_api(c, "PATCH", path, body, NULL, &ans, NULL);
+	free(path);
+	json_decref(body);
+	if (rc == CTL_OK)
+		rc = show_answer(c, ans);
+	json_decref(ans);
+	return rc;
+}
+
+static int run_rm(struct ctl *c, const struct ctl_args *a)
+{
+	json_t *ans;
+	char *path = ctl_path(c, "/v1/contacts/", a->pos[0], NULL);
+	int rc = ctl_api(c, "DELETE", path, NULL, NULL, &ans, NULL);
+	free(path);
+	json_decref(ans);
+	if (rc != CTL_OK)
+		return rc;
+	if (c->json) {
+		json_t *j = json_pack("{s:s, s:b}", "id", a->pos[0], "deleted", 1);
+		ctl_print_json(j);
+		json_decref(j);
+	} else if (!c->quiet) {
+		char *id = out_clean(a->pos[0]);
+		printf("deleted contact %s\n", id);
+		free(id);
+	}
+	return CTL_OK;
+}
+
+static int run_find(struct ctl *c, const struct ctl_args *a)
+{
+	static const struct {
+		int key;
+		const char *chan;
+	} by[] = {{O_PHONE, "sms"}, {O_EMAIL, "email"}, {O_CHAT, "chat"}};
+	const char *chan = NULL, *addr = NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(by); i++) {
+		const char *v = ctl_arg(a, by[i].key);
+		if (!v)
+			continue;
+		if (chan)
+			return ctl_usage(c, "give only one of --phone, --email, --chat");
+		chan = by[i].chan;
+		addr = v;
+	}
+	if (!chan)
+		return ctl_usage(c, "give one of --phone, --email, --chat");
+	char *e = ctl_escape(c, addr);
+	char *path = xasprintf("/v1/contacts?channel=%s&address=%s", chan, e);
+	free(e);
+	json_t *ans;
+	int rc = ctl_api(c, "GET", path, NULL, NULL, &ans, NULL);
+	free(path);
+	if (rc != CTL_OK)
+		return rc;
+	json_t *items = json_object_get(ans, "items");
+	if (c->json)
+		ctl_print_json(ans);
+	if (json_array_size(items) == 0) {
+		rc = ctl_fail(CTL_EAPI, "no contact has the %s address %s", chan, addr);
+	} else if (!c->json) {
+		print_contact(c, json_array_get(items, 0));
+	}
+	json_decref(ans);
+	return rc;
+}
+
+/* Print one JSON value indented by `indent` spaces after the first line. */
+static void print_indented(const json_t *j, int indent)
+{
+	char *s = json_dumps(j, JSON_INDENT(2));
+	for (char *p = s; p && *p; p++) {
+		fputc(*p, stdout);
+		if (*p == '\n')
+			fprintf(stdout, "%*s", indent, "");
+	}
+	free(s);
+}
+
+static int run_list(struct ctl *c, const struct ctl_args *a)
+{
+	static const char *const head[] = {"ID",   "NAME", "PHONE",  "EMAIL",
+	                                   "CHAT", "TAGS", "CREATED"};
+	int64_t limit = 50;
+	int all = ctl_has(a, O_ALL);
+	const char *v;
+	char *cursor = NULL;
+	struct out_table *t = NULL;
+	int64_t shown = 0;
+	int rc = CTL_OK;
+
+	if ((v = ctl_arg(a, O_LIMIT)) && parse_i64(v, 1, INT64_MAX, &limit) < 0)
+		return ctl_usage(c, "--limit: a positive number expected");
+	if (all && ctl_has(a, O_LIMIT))
+		return ctl_usage(c, "--all and --limit exclude each other");
+	if ((v = ctl_arg(a, O_CURSOR)))
+		cursor = xstrdup(v);
+	if (c->json) {
+		fputs("{\n  \"items\": [", stdout);
+	} else if (!c->quiet) {
+		t = out_table_new(head, 7);
+		out_table_max(t, 1, 30);
+		out_table_max(t, 3, 32);
+		out_table_max(t, 4, 20);
+		out_table_max(t, 5, 24);
+	}
+	for (;;) {
+		int64_t want = all ? PAGE_MAX : limit - shown;
+		if (want > PAGE_MAX)
+			want = PAGE_MAX;
+		char *path;
+		if (cursor) {
+			char *e = ctl_escape(c, cursor);
+			path = xasprintf("/v1/contacts?limit=%lld&cursor=%s", (long long)want, e);
+			free(e);
+		} else {
+			path = xasprintf("/v1/contacts?limit=%lld", (long long)want);
+		}
+		json_t *ans;
+		rc = ctl_api(c, "GET", path, NULL, NULL, &ans, NULL);
+		free(path);
+		if (rc != CTL_OK)
+			break;
+		json_t *items = json_object_get(ans, "items"), *it;
+		size_t i;
+		json_array_foreach(items, i, it)
+		{
+			const json_t *ad = json_object_get(it, "addresses");
+			if (c->json) {
+				fputs(shown ? ",\n    " : "\n    ", stdout);
+				print_indented(it, 4);
+			} else if (c->quiet) {
+				printf("%s\n", ctl_jstr(it, "id") ? ctl_jstr(it, "id") : "");
+			} else {
+				char *tags = join_strings(json_object_get(it, "tags"), ",");
+				char *created = out_time(ctl_jstr(it, "created_at"));
+				const char *row[] = {ctl_jstr(it, "id"),
+				                     ctl_jstr(it, "name"),
+				                     ctl_jstr(ad, "sms"),
+				                     ctl_jstr(ad, "email"),
+				                     ctl_jstr(ad, "chat"),
+				                     tags,
+				                     created};
+				out_table_add(t, row);
+				free(tags);
+				free(created);
+			}
+			shown++;
+		}
+		if (t)
+			out_table_flush(t, stdout);
+		const char *next = ctl_jstr(ans, "next_cursor");
+		size_t got = json_array_size(items);
+		free(cursor);
+		cursor = next && *next ? xstrdup(next) : NULL;
+		json_decref(ans);
+		if (!cursor || (!all && shown >= limit) || got == 0)
+			break;
+	}
+	if (rc == CTL_OK) {
+		if (c->json) {
+			fputs(shown ? "\n  ],\n  \"next_cursor\": " : "],\n  \"next_cursor\": ",
+			      stdout);
+			if (cursor) {
+				json_t *s = json_string(cursor);
+				json_dumpf(s, stdout, JSON_ENCODE_ANY);
+				json_decref(s);
+			} else {
+				fputs("null", stdout);
+			}
+			fputs("\n}\n", stdout);
+		} else if (t && shown == 0) {
+			ctl_info(c, "no contacts");
+		} else if (cursor && !c->quiet) {
+			ctl_info(c, "%lld shown; more with: clubctl contacts list --cursor %s",
+			         (long long)shown, cursor);
+		}
+	}
+	out_table_free(t);
+	free(cursor);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- import */
+
+/* Read chunks recently handed to libcurl: where each ends and how many
+ * rows were read by then, to tell how many rows the sent bytes hold. */
+#define RING 16
+
+struct import {
+	struct ctl *c;
+	int fd;
+	const char *path;
+	int64_t size;  /* -1 unknown */
+	int64_t bytes; /* read from the file */
+	int64_t rows;  /* newlines read */
+	int64_t sent;  /* bytes libcurl sent */
+	struct {
+		int64_t end, rows;
+	} ring[RING];
+	unsigned nring; /* chunks recorded (the ring keeps the last RING) */
+	char last;      /* last byte read */
+	int read_errno;
+	int64_t t0, last_draw, interval_ms;
+	int tty, quiet, drawn, uploaded_drawn;
+};
+
+/* Rows in the first `sent` bytes, interpolated inside a partly sent chunk. */
+static int64_t rows_sent(const struct import *im)
+{
+	int64_t e0 = 0, r0 = 0;
+	unsigned first = im->nring > RING ? im->nring - RING : 0;
+	if (first > 0) {
+		e0 = im->ring[first % RING].end;
+		r0 = im->ring[first % RING].rows;
+		first++;
+		if (im->sent <= e0)
+			return r0;
+	}
+	for (unsigned i = first; i < im->nring; i++) {
+		int64_t e1 = im->ring[i % RING].end, r1 = im->ring[i % RING].rows;
+		if (im->sent <= e1)
+			return e1 > e0 ? r0 + (r1 - r0) * (im->sent - e0) / (e1 - e0) : r1;
+		e0 = e1;
+		r0 = r1;
+	}
+	return r0;
+}
+
+static char *human_bytes(int64_t n)
+{
+	if (n < 1024)
+		return xasprintf("%lld B", (long long)n);
+	if (n < 1024 * 1024)
+		return xasprintf("%.1f KiB", (double)n / 1024);
+	if (n < 1024LL * 1024 * 1024)
+		return xasprintf("%.1f MiB", (double)n / (1024 * 1024));
+	return xasprintf("%.2f GiB", (double)n / (1024.0 * 1024 * 1024));
+}
+
+static char *eta_text(double secs)
+{
+	long s = (long)(secs + 0.5);
+	if (s >= 3600)
+		return xasprintf("%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+	return xasprintf("%ld:%02ld", s / 60, s % 60);
+}
+
+static int term_cols(void)
+{
+	struct winsize ws;
+	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 40)
+		return ws.ws_col;
+	return 80;
+}
+
+/*
+ * One progress report on stderr: a redrawn bar on a terminal, a plain line
+ * otherwise.  stage: 0 uploading, 1 uploaded (waiting for the answer),
+ * 2 answered.
+ */
+static void draw(struct import *im, int stage)
+{
+	int64_t now = mono_ms();
+	double el = (double)(now - im->t0) / 1000.0;
+	if (el < 0.001)
+		el = 0.001;
+	int64_t bytes = stage ? im->bytes : im->sent;
+	int64_t rows = stage ? im->rows : rows_sent(im);
+	double bps = (double)bytes / el, rps = (double)rows / el;
+	int known = im->size > 0;
+	double frac = known ? (double)bytes / (double)im->size : 0;
+	char *sent = human_bytes(bytes), *total = known ? human_bytes(im->size) : NULL;
+	char *rate = human_bytes((int64_t)bps);
+	char *eta = known && bps > 0 && stage == 0 && el >= 0.5
+	                ? eta_text((double)(im->size - bytes) / bps)
+	                : NULL;
+	static const char *const tail[] = {"", "; sent, waiting for the server", "; done"};
+
+	if (im->tty) {
+		struct buf b;
+		buf_init(&b, 0);
+		buf_append(&b, "", 0);
+		int cols = term_cols(), wide = cols >= 100;
+		if (known) {
+			int bar = wide ? 30 : 10, fill = (int)(frac * bar + 0.5);
+			buf_puts(&b, "[");
+			for (int i = 0; i < bar; i++)
+				buf_puts(&b, i < fill ? "#" : "-");
+			buf_printf(&b, "] %3d%% %s/%s", (int)(frac * 100 + 0.5), sent, total);
+		} else {
+			buf_printf(&b, "%s", sent);
+		}
+		buf_printf(&b, " %lld rows %.0f rows/s", (long long)rows, rps);
+		if (wide)
+			buf_printf(&b, " %s/s", rate);
+		if (eta)
+			buf_printf(&b, " ETA %s", eta);
+		buf_puts(&b, stage == 1 ? " sent; waiting" : stage == 2 ? " done" : "");
+		/* never wrap: a wrapped line cannot be redrawn with \r */
+		char *fit = out_fit(b.p, (size_t)cols - 1);
+		fprintf(stderr, "\r%s\033[K", fit);
+		free(fit);
+		buf_free(&b);
+		im->drawn = 1;
+	} else {
+		struct buf b;
+		buf_init(&b, 0);
+		buf_append(&b, "", 0);
+		if (known)
+			buf_printf(&b, "import: %s of %s (%d%%)", sent, total,
+			           (int)(frac * 100 + 0.5));
+		else
+			buf_printf(&b, "import: %s", sent);
+		buf_printf(&b, ", %lld rows sent, %.0f rows/s, %s/s", (long long)rows, rps, rate);
+		if (eta)
+			buf_printf(&b, ", ETA %s", eta);
+		buf_puts(&b, tail[stage]);
+		fprintf(stderr, "%s\n", b.p);
+		buf_free(&b);
+	}
+	fflush(stderr);
+	im->last_draw = now;
+	free(sent);
+	free(total);
+	free(rate);
+	free(eta);
+}
+
+static size_t import_read(char *dst, size_t n, void *arg)
+{
+	struct import *im = arg;
+	ssize_t got;
+	do
+		got = read(im->fd, dst, n);
+	while (got < 0 && errno == EINTR);
+	if (got < 0) {
+		im->read_errno = errno;
+		return HTTP_READ_ABORT;
+	}
+	for (ssize_t i = 0; i < got; i++)
+		if (dst[i] == '\n')
+			im->rows++;
+	if (got > 0) {
+		im->last = dst[got - 1];
+		im->bytes += got;
+		im->ring[im->nring % RING].end = im->bytes;
+		im->ring[im->nring % RING].rows = im->rows;
+		im->nring++;
+	}
+	return (size_t)got;
+}
+
+static int import_progress(void *arg, int64_t sent)
+{
+	struct import *im = arg;
+	im->sent = sent;
+	if (im->quiet)
+		return 0;
+	int64_t now = mono_ms();
+	int uploaded = im->size >= 0 && sent >= im->size;
+	if (uploaded && !im->uploaded_drawn) {
+		im->uploaded_drawn = 1;
+		draw(im, 1);
+	} else if (!uploaded && now - im->last_draw >= (im->tty ? 100 : im->interval_ms)) {
+		draw(im, 0);
+	}
+	return 0;
+}
+
+static int parse_rate(const char *s, int64_t *out)
+{
+	size_t n = strlen(s);
+	int64_t mult = 1, v;
+	if (n > 1 && (s[n - 1] == 'k' || s[n - 1] == 'K'))
+		mult = 1024;
+	else if (n > 1 && (s[n - 1] == 'm' || s[n - 1] == 'M'))
+		mult = 1024 * 1024;
+	char *num = xstrndup(s, mult > 1 ? n - 1 : n);
+	int rc = parse_i64(num, 1, INT64_MAX / (1024 * 1024), &v);
+	free(num);
+	if (rc < 0)
+		return rc;
+	*out = v * mult;
+	return 0;
+}
+
+static void print_import_result(struct ctl *c, const json_t *r, double secs, int64_t rows)
+{
+	json_t *errs = json_object_get(r, "errors"), *e;
+	json_int_t failed = json_integer_value(json_object_get(r, "failed"));
+	size_t i;
+
+	printf("created %lld, updated %lld, failed %lld (%lld lines sent in %.1fs)\n",
+	       (long long)json_integer_value(json_object_get(r, "created")),
+	       (long long)json_integer_value(json_object_get(r, "updated")), (long long)failed,
+	       (long long)rows, secs);
+	if (json_array_size(errs) == 0)
+		return;
+	static const char *const head[] = {"LINE", "FIELD", "REASON"};
+	struct out_table *t = out_table_new(head, 3);
+	out_table_align(t, 0, OUT_RIGHT);
+	json_array_foreach(errs, i, e)
+	{
+		char *line =
+		    xasprintf("%lld", (long long)json_integer_value(json_object_get(e, "line")));
+		const char *row[] = {line, ctl_jstr(e, "field"), ctl_jstr(e, "reason")};
+		out_table_add(t, row);
+		free(line);
+	}
+	fputc('\n', stdout);
+	out_table_flush(t, stdout);
+	out_table_free(t);
+	if ((json_int_t)json_array_size(errs) < failed)
+		printf("(%zu of %lld refused lines listed)\n", json_array_size(errs),
+		       (long long)failed);
+	(void)c;
+}
+
+static int run_import(struct ctl *c, const struct ctl_args *a)
+{
+	struct import im = {.c = c, .path = a->pos[0], .size = -1, .last = '\n'};
+	struct http_req rq = {
+	    .method = "POST", .path = "/v1/contacts/bulk", .ctype = "application/x-ndjson"};
+	struct http_resp rs;
+	const char *v;
+	int64_t rate = 0;
+	int rc = CTL_OK;
+
+	im.interval_ms = 5000;
+	if ((v = ctl_arg(a, O_MAX_RATE)) && parse_rate(v, &rate) < 0)
+		return ctl_usage(c, "--max-rate: bytes per second such as 500k or 2M expected");
+	if ((v = ctl_arg(a, O_INTERVAL)) &&
+	    (parse_duration_ms(v, &im.interval_ms) < 0 || im.interval_ms < 100)) {
+		int64_t secs;
+		if (parse_i64(v, 1, 86400, &secs) < 0)
+			return ctl_usage(c, "--progress-interval: a duration such as 5s expected");
+		im.interval_ms = secs * 1000;
+	}
+	if (strcmp(im.path, "-") == 0) {
+		im.fd = STDIN_FILENO;
+	} else {
+		im.fd = open(im.path, O_RDONLY | O_CLOEXEC);
+		if (im.fd < 0)
+			return ctl_fail(CTL_EUSAGE, "cannot open %s: %s", im.path, strerror(errno));
+	}
+	struct stat st;
+	if (fstat(im.fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		rc = ctl_fail(CTL_EUSAGE, "%s is a directory", im.path);
+		goto out;
+	}
+	if (fstat(im.fd, &st) == 0 && S_ISREG(st.st_mode)) {
+		im.size = (int64_t)st.st_size;
+		posix_fadvise(im.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	}
+	im.tty = c->tty_err;
+	im.quiet = c->quiet;
+	im.t0 = mono_ms();
+	im.last_draw = im.tty ? 0 : im.t0; /* plain lines: the first after one interval */
+	rq.read = import_read;
+	rq.size = im.size;
+	rq.progress = import_progress;
+	rq.arg = &im;
+	rq.max_send_bps = rate;
+	rq.stall_timeout = 1;
+	if (http_do(ctl_http(c), &rq, &rs) < 0) {
+		if (im.drawn)
+			fputc('\n', stderr);
+		if (im.read_errno)
+			rc = ctl_fail(CTL_EUSAGE, "cannot read %s: %s", im.path,
+			              strerror(im.read_errno));
+		else
+			rc = ctl_conn_error(c, rs.err);
+		http_resp_free(&rs);
+		goto out;
+	}
+	if (im.bytes > 0 && im.last != '\n')
+		im.rows++; /* a last line without a newline */
+	/* a terminal gets the bar's final state; plain output already said
+	 * "sent" and the summary follows */
+	if (!im.quiet && (im.tty || !im.uploaded_drawn)) {
+		draw(&im, 2);
+		if (im.tty)
+			fputc('\n', stderr);
+	}
+	double secs = (double)(mono_ms() - im.t0) / 1000.0;
+	if (rs.status < 200 || rs.status > 299) {
+		rc = ctl_api_error(c, rs.status, rs.body.p, rs.body.len);
+	} else {
+		json_t *r = json_loadb(rs.body.p ? rs.body.p : "", rs.body.len, 0, NULL);
+		if (!json_is_object(r)) {
+			rc = ctl_fail(CTL_EAPI, "the server's answer is not a JSON object");
+		} else {
+			if (c->json)
+				ctl_print_json(r);
+			else
+				print_import_result(c, r, secs, im.rows);
+			json_int_t failed = json_integer_value(json_object_get(r, "failed"));
+			if (failed > 0)
+				rc = ctl_fail(CTL_EAPI, "%lld line%s refused", (long long)failed,
+				              failed == 1 ? "" : "s");
+		}
+		json_decref(r);
+	}
+	http_resp_free(&rs);
+out:
+	if (im.fd != STDIN_FILENO)
+		close(im.fd);
+	return rc;
+}
+
+static const struct ctl_cmd contacts_cmds[] = {
+    {"add", NULL, 0, 0, "create a contact",
+     "Fields come from the options, on top of the JSON object in -f FILE when given.\n"
+     "Phones are normalised by the server (09121234567, +98 912 123 4567 and Persian\n"
+     "digits all work).  Prints the stored contact (-q: only its id).",
+     add_opts, run_add},
+    {"get", "ID", 1, 1, "show a contact", NULL, NULL, run_get},
+    {"find", NULL, 0, 0, "look a contact up by --phone, --email or --chat",
+     "Exits 1 when no contact has that address.", find_opts, run_find},
+    {"edit", "ID", 1, 1, "change a contact",
+     "Only the fields given change.  Addresses and attributes merge per key\n"
+     "(--unset-addr and --unset-attr remove one); --tag replaces the whole tag set;\n"
+     "--unset clears a field.",
+     edit_opts, run_edit},
+    {"rm", "ID", 1, 1, "delete a contact (admin token)", NULL, NULL, run_rm},
+    {"list", NULL, 0, 0, "list contacts in creation order",
+     "Shows the first 50 contacts, or --limit N, or --all (pages of 500 are fetched\n"
+     "one after the other; --json prints them as one {\"items\":[...]} document).",
+     list_opts, run_list},
+    {"import", "FILE", 1, 1, "bulk create/update contacts from an NDJSON file",
+     "Streams FILE (one contact JSON object per line; - for stdin) to\n"
+     "POST /v1/contacts/bulk without loading it into memory.  A line with \"id\"\n"
+     "updates that contact; otherwise a line updates the contact owning one of its\n"
+     "addresses, or creates one.  On a terminal a progress bar shows bytes and rows\n"
+     "sent, rate and ETA; otherwise a line is printed every --progress-interval.\n"
+     "The server checks every line and answers at the end: the summary and the\n"
+     "refused lines (line number, field, reason) are printed then.  Exits 1 when\n"
+     "any line was refused.",
+     import_opts, run_import},
+    {NULL, NULL, 0, 0, NULL, NULL, NULL, NULL},
+};
+
+const struct ctl_group ctl_group_contacts = {"contacts", "contacts and their addresses",
+                                             contacts_cmds};
