@@ -34,7 +34,8 @@
 /* The registry: later drivers add one row here (and an extern in channel.h). */
 static const struct chan_driver *const chan_drivers[] = {
     &chan_outbox_driver,     &chan_webhook_driver,     &chan_telegram_driver,
-    &chan_sms_kannel_driver, &chan_sms_generic_driver, NULL,
+    &chan_sms_kannel_driver, &chan_sms_generic_driver, &chan_sms_twilio_driver,
+    &chan_sms_kavenegar_driver, NULL,
 };
 
 /* One accepted send, from chan_send() until its report. */

@@ -12,6 +12,7 @@
 #include "channel.h"
 #include "config.h"
 #include "dispatch.h"
+#include "dlr_poll.h"
 #include "redis.h"
 #include "sched.h"
 #include "store.h"
@@ -25,6 +26,7 @@ struct app {
 	size_t nchans;
 	struct sched *sched;
 	struct dispatch *disp;
+	struct dlr_poll *poll;
 	struct api_server *api;
 	char consumer[128];
 	int64_t started_ms;

@@ -272,6 +272,8 @@ const struct cfg_opt cfg_options[] = {
         NULL, "on SIGTERM, how long in-flight sends may finish"),
     OPT("dispatch", "block", CFG_DURATION, dispatch_block_ms, "1s", 10, 30 * SEC, 0, NULL,
         "XREADGROUP BLOCK time when the ready streams are empty"),
+    OPT("dispatch", "status_poll", CFG_DURATION, dispatch_status_poll_ms, "60s", SEC, 3600 * SEC, 1,
+        NULL, "how often delivery status is polled from providers without callbacks (Kavenegar)"),
 
     OPT("contacts", "default_country", CFG_STR, contacts_default_country, "IR", 0, 2, 0,
         check_country, "country for phone numbers without +country code; empty: require it"),

@@ -88,6 +88,7 @@ struct config {
 	int dispatch_max_inflight;         /* messages claimed and not yet settled */
 	int64_t dispatch_drain_timeout_ms; /* SIGTERM: wait for in-flight */
 	int64_t dispatch_block_ms;         /* XREADGROUP BLOCK */
+	int64_t dispatch_status_poll_ms;   /* delivery status polling period */
 
 	/* [contacts] */
 	char *contacts_default_country; /* ISO 3166 alpha-2, "IR" */

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "dlr_poll.h"
 #include "log.h"
 #include "prefs.h"
 #include "sched.h"
@@ -384,6 +385,10 @@ static void on_sent(void *arg, const struct chan_result *res)
 		if (res->cost_micros > 0) {
 			argv_add(&j->settle, "cost_micros");
 			argv_addll(&j->settle, res->cost_micros);
+		}
+		if (dlr_poll_wanted(j->ch)) {
+			argv_add(&j->settle, "!await");
+			argv_add(&j->settle, lane_of_kind(j->kind));
 		}
 		log_debug("dispatch", "msg=%s chan=%s state=sent attempt=%d", j->id,
 		          lane_of_kind(j->kind), j->attempts);

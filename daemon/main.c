@@ -113,10 +113,16 @@ static void on_api_closed(void *arg)
 	sched_close(dm->app.sched, on_sched_closed, dm);
 }
 
-static void on_dispatch_closed(void *arg)
+static void on_poll_closed(void *arg)
 {
 	struct daemon *dm = arg;
 	api_server_close(dm->app.api, on_api_closed, dm);
+}
+
+static void on_dispatch_closed(void *arg)
+{
+	struct daemon *dm = arg;
+	dlr_poll_close(dm->app.poll, on_poll_closed, dm);
 }
 
 static void on_chans_stopped(void *arg)
@@ -143,6 +149,7 @@ static void shutdown_begin(struct daemon *dm, const char *why)
 	notify_stopping();
 	api_server_stop_intake(dm->app.api);
 	sched_stop(dm->app.sched);
+	dlr_poll_stop(dm->app.poll);
 	dispatch_drain(dm->app.disp, dm->app.cfg->dispatch_drain_timeout_ms, on_drained, dm);
 }
 
@@ -173,6 +180,7 @@ static void reload(struct daemon *dm)
 	}
 	sched_reconfigure(app->sched, next);
 	dispatch_reconfigure(app->disp, next);
+	dlr_poll_reconfigure(app->poll, next);
 	dm->retired = xrealloc(dm->retired, sizeof(*dm->retired) * (dm->nretired + 1));
 	dm->retired[dm->nretired++] = app->cfg;
 	app->cfg = next;
@@ -281,6 +289,7 @@ static int run(struct config *cfg, const char *log_format_cli)
 	app->sched = sched_new(app->loop, app->st, cfg);
 	app->disp = dispatch_new(app->loop, app->st, app->reader, app->chans, app->nchans, cfg,
 	                         app->consumer);
+	app->poll = dlr_poll_new(app->loop, app->st, app->chans, app->nchans, cfg);
 	build_routes(dm);
 	app->api = api_server_new(app->loop, cfg, dm->routes, dm->nroutes, app);
 
@@ -305,6 +314,7 @@ static int run(struct config *cfg, const char *log_format_cli)
 
 	sched_start(app->sched);
 	dispatch_start(app->disp);
+	dlr_poll_start(app->poll);
 	log_notice("main", "started version=%s listen=%s port=%d consumer=%s channels=%zu",
 	           CLUBD_VERSION, cfg->api_listen, api_server_port(app->api), app->consumer,
 	           app->nchans);

@@ -6,7 +6,7 @@
 -- Returns {'ok', state} | {'dup', state} | {'early'} | {'gone'}.
 local P, id, now, outcome, code, prov = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local mk = P .. 'm:' .. id
-local f = redis.call('HMGET', mk, 'state', 'contact')
+local f = redis.call('HMGET', mk, 'state', 'contact', 'sent_channel')
 local st = f[1]
 if not st then return {'gone'} end
 local h = '{"at":' .. now .. ',"report":' .. cjson.encode(outcome) .. ',"code":' ..
@@ -21,6 +21,7 @@ if st == 'sending' or st == 'ready' or st == 'scheduled' then
   redis.call('HSET', mk, 'dlr_early', outcome, 'dlr_code', code)
   return {'early'}
 end
+if f[3] then redis.call('ZREM', P .. 'await:' .. f[3], id) end
 if st ~= 'sent' then return {'dup', st} end
 local to = 'delivered'
 if outcome == 'undelivered' then to = 'failed' end

@@ -3,7 +3,8 @@
 --       id, now, from ('' = any), to, owner ('' = no check), reason, timeline max,
 --       due (ms, for 'scheduled'), group, then field/value pairs to store.
 --       The pair ('!revoke', channel) is not stored: it withdraws the contact's consent for
---       that channel (a chat bot blocked by the user, ...).
+--       that channel (a chat bot blocked by the user, ...).  ('!await', channel) puts a sent
+--       message in that channel's await set for delivery status polling.
 -- Returns one result per item, in order:
 --       {'ok', from} | {'conflict', current} | {'gone'} | {'bad_transition', current}.
 local P = ARGV[1]
@@ -24,10 +25,12 @@ local function settle(a, n)
   if from ~= '' and st ~= from then return {'conflict', st} end
   if owner ~= '' and f[2] ~= owner then return {'conflict', st} end
   if not (allowed[st] and allowed[st][to]) then return {'bad_transition', st} end
-  local fields, revoke = {'state', to, 'updated', now}, nil
+  local fields, revoke, await = {'state', to, 'updated', now}, nil, nil
   for i = 10, n - 1, 2 do
     if a[i] == '!revoke' then
       revoke = a[i + 1]
+    elseif a[i] == '!await' then
+      await = a[i + 1]
     else
       fields[#fields + 1] = a[i]; fields[#fields + 1] = a[i + 1]
     end
@@ -73,6 +76,10 @@ local function settle(a, n)
       redis.call('XADD', P .. 'tl:' .. f[5], 'MAXLEN', '~', tlmax, '*', 'type', 'consent',
                  'channel', revoke, 'consent', 'revoked', 'reason', reason, 'm', id)
     end
+  end
+  if to == 'sent' and await then
+    -- the provider has no callbacks: dlr_poll.c asks about it later
+    redis.call('ZADD', P .. 'await:' .. await, now, id)
   end
   if to == 'sent' then
     -- A delivery report that came before this write (msg_report kept it).

@@ -115,3 +115,57 @@ def test_kannel_dlr(fx):
     finally:
         kp.terminate()
         kp.wait(5)
+
+
+KAVENEGAR = os.path.join(ROOT, "tests", "fakes", "kavenegar.py")
+
+
+@timeout(90)
+def test_kavenegar_status_polling(fx):
+    """Kavenegar has no callbacks here: clubd polls statuslocalmessageid.json and
+    records the answers (10 delivered, 11 undelivered); pending ones stay sent."""
+    log = os.path.join(fx.tmp, "kavenegar.jsonl")
+    kp = subprocess.Popen(["/usr/bin/python3", KAVENEGAR, "--key", "kv-test-key-123", "--line",
+                           "10004346", "--log", log],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        kport = int(kp.stdout.readline().strip())
+        ctl = Client(kport)
+
+        def number(receptor, dlr):
+            x = ctl.request("POST", "/_control/number", body={"receptor": receptor, "dlr": dlr},
+                            token=None)
+            check(x.status == 200, "fake control: %r" % x)
+
+        number("989121110001", 10)
+        number("989121110002", 11)
+        number("989121110003", 4)  # handed to the operator: still pending
+        with open(os.path.join(fx.tmp, "kv-key"), "w") as f:
+            f.write("kv-test-key-123\n")
+        r = fx.redis()
+        d = fx.clubd(r, start=False, overrides={
+            "dispatch": {"status_poll": "1s"},
+            "provider.kv": {"driver": "kavenegar", "base_url": "http://127.0.0.1:%d" % kport,
+                            "api_key_file": os.path.join(fx.tmp, "kv-key"), "sender": "10004346",
+                            "timeout": "2s"},
+        })
+        d.config["channel.sms"] = {"provider": "kv"}
+        write_config(d.conf_path, d.config)
+        d.start()
+        c = d.client("marketer")
+        ids = [c.send({"to": "0912111000%d" % i, "channel": "sms", "text": "سلام"})["id"]
+               for i in (1, 2, 3)]
+        wait_until(lambda: c.message(ids[0])["state"] == "delivered", 20, "polled: delivered")
+        wait_until(lambda: c.message(ids[1])["state"] == "failed", 20, "polled: undelivered")
+        m1 = c.message(ids[1])
+        check("undelivered" in (m1["last_error"] or ""), "undelivered reason: %r" % m1)
+        time.sleep(1.5)  # at least one more poll
+        check(c.message(ids[2])["state"] == "sent", "a pending status keeps 'sent'")
+        rc = r.client()
+        await_ids = set(rc.zrange("clubd:await:sms", 0, -1))
+        check(await_ids == {ids[2]}, "only the pending message is still awaited: %r" % await_ids)
+        polls = [json.loads(l) for l in open(log) if '"sms/statuslocalmessageid"' in l]
+        check(polls, "clubd polled statuslocalmessageid.json")
+    finally:
+        kp.terminate()
+        kp.wait(5)
