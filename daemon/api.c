@@ -124,6 +124,8 @@ struct api_server {
 	size_t nlive;         /* requests MHD has not completed */
 
 	uint64_t counts[6];
+	uint64_t (*route_counts)[6]; /* per route (same order as routes), by status class */
+	uint64_t unrouted[6];        /* 404/405 and requests refused before routing */
 	uint64_t limit_hits[LIM_N];
 	uint64_t limit_quiet[LIM_N];
 	int64_t limit_logged[LIM_N];
@@ -956,7 +958,12 @@ static enum MHD_Result req_queue(struct api_req *rq)
 	}
 	rq->queued = 1;
 	unsigned cls = rq->status / 100;
-	s->counts[cls >= 1 && cls <= 5 ? cls : 0]++;
+	cls = cls >= 1 && cls <= 5 ? cls : 0;
+	s->counts[cls]++;
+	if (rq->route && s->route_counts)
+		s->route_counts[rq->route - s->routes][cls]++;
+	else
+		s->unrouted[cls]++;
 	log_trace("api", "method=%s path=%s status=%u token=%s ms=%lld", log_q(rq->method),
 	          log_q(rq->path), rq->status, log_q(rq->token_name),
 	          (long long)(mono_ms() - rq->started_ms));
@@ -1077,6 +1084,7 @@ struct api_server *api_server_new(uv_loop_t *loop, const struct config *cfg,
 	s->loop = loop;
 	s->routes = routes;
 	s->nroutes = nroutes;
+	s->route_counts = xcalloc(nroutes ? nroutes : 1, sizeof *s->route_counts);
 	s->app = app;
 	s->listen = xstrdup(cfg->api_listen ? cfg->api_listen : "127.0.0.1");
 	s->port_cfg = cfg->api_port;
@@ -1287,6 +1295,7 @@ static void on_handle_closed(uv_handle_t *h)
 	free(s->listen);
 	free(s->tokens_file);
 	free(s->port_file);
+	free(s->route_counts);
 	free(s);
 	if (cb)
 		cb(arg);
@@ -1343,6 +1352,14 @@ void api_server_close(struct api_server *s, void (*cb)(void *arg), void *arg)
 		}
 	uv_timer_start(&s->flush, on_flush, API_CLOSE_FLUSH_MS, 0);
 	srv_kick(s);
+}
+
+void api_server_route_stats(const struct api_server *s, size_t i, uint64_t counts[6])
+{
+	for (int k = 0; k < 6; k++)
+		counts[k] = i < s->nroutes && s->route_counts ? s->route_counts[i][k]
+		            : i == s->nroutes                 ? s->unrouted[k]
+		                                              : 0;
 }
 
 void api_server_stats(const struct api_server *s, uint64_t counts[6])

@@ -67,6 +67,9 @@ void api_server_stop_intake(struct api_server *s);
 void api_server_close(struct api_server *s, void (*cb)(void *arg), void *arg);
 /* Requests handled, by status class, for /metrics. */
 void api_server_stats(const struct api_server *s, uint64_t counts[6]);
+/* The same for route i of the table given to api_server_new (i == nroutes:
+ * requests no route matched). */
+void api_server_route_stats(const struct api_server *s, size_t i, uint64_t counts[6]);
 
 /* Request accessors (all borrowed, valid until the request is freed). */
 void *api_app(struct api_req *rq);

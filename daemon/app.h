@@ -28,6 +28,8 @@ struct app {
 	struct dispatch *disp;
 	struct dlr_poll *poll;
 	struct api_server *api;
+	const struct api_route *routes; /* the served table, for per-route metrics */
+	size_t nroutes;
 	char consumer[128];
 	int64_t started_ms;
 };

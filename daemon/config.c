@@ -911,6 +911,30 @@ static int channel_build(struct config *c, struct cfg_section *s, struct cfg_err
 	ch.burst = (int)v;
 	if (cfg_sec_duration(s, "timeout", 10 * SEC, 100, 300 * SEC, &ch.timeout_ms, err) < 0)
 		return -1;
+	/* The adaptive window and circuit breaker (channels/channel.c reads
+	 * these keys with the same defaults once they are validated here). */
+	int64_t wi, bp, bpm;
+	if (cfg_sec_int(s, "window_initial", (ch.max_inflight + 3) / 4, 1, ch.max_inflight, &wi,
+	                err) < 0)
+		return -1;
+	if (cfg_sec_int(s, "breaker_failures", 10, 0, 1000000, &v, err) < 0)
+		return -1;
+	if (cfg_sec_duration(s, "breaker_probe", 30 * SEC, 10, HR, &bp, err) < 0)
+		return -1;
+	if (cfg_sec_duration(s, "breaker_probe_max", 10 * MIN, 10, 24 * HR, &bpm, err) < 0)
+		return -1;
+	if (bp > bpm) {
+		char a[32];
+		if (sec_find(s, "breaker_probe"))
+			cfg_error_set(err, s, "breaker_probe",
+			              "must not be greater than breaker_probe_max (%s)",
+			              fmt_duration(bpm, a, sizeof a));
+		else
+			cfg_error_set(err, s, "breaker_probe_max",
+			              "must not be less than breaker_probe (%s)",
+			              fmt_duration(bp, a, sizeof a));
+		return -1;
+	}
 	ch.name = xstrdup(chname);
 	ch.driver = xstrdup(drv);
 	ch.sec = s;

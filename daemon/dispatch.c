@@ -45,7 +45,9 @@ struct job {
 	int attempts;
 	int kind; /* resolved channel, -1 before */
 	int64_t expires, created;
-	int64_t lease; /* ms: another instance may take the message over after this */
+	int64_t lease;      /* ms: another instance may take the message over after this */
+	int64_t due;        /* ms, from the message */
+	int64_t send_start; /* mono ms when handed to the channel */
 	char *contact_id, *channel_req, *category, *text, *subject, *html, *lang, *tz, *prefs;
 	char *addr[ADDR_KINDS];
 	struct chan *ch;
@@ -366,6 +368,7 @@ static void on_sent(void *arg, const struct chan_result *res)
 	struct job *j = arg;
 	struct dispatch *d = j->d;
 	int64_t now = now_ms();
+	hist_observe(&d->stats.send_latency[j->kind], mono_ms() - j->send_start);
 	char reason[300];
 	switch (res->status) {
 	case CHAN_OK: {
@@ -475,6 +478,7 @@ static void job_send(struct job *j)
 	m->html = j->kind == ADDR_EMAIL ? j->html : NULL;
 	m->attempt = j->attempts;
 	m->created_ms = j->created;
+	j->send_start = mono_ms();
 	int rc = chan_send(j->ch, m, on_sent, j);
 	if (rc == -EBUSY) {
 		j->qnext = NULL;
@@ -492,6 +496,7 @@ static void take_fields(struct job *j, const redisReply *m, const redisReply *c)
 {
 	j->attempts = (int)hash_get_i64(m, "attempts", 1);
 	j->expires = hash_get_i64(m, "expires", 0);
+	j->due = hash_get_i64(m, "due", 0);
 	j->created = hash_get_i64(m, "created", 0);
 	j->contact_id = dup_or_null(hash_get(m, "contact"));
 	j->channel_req = dup_or_null(hash_get(m, "channel"));
@@ -591,6 +596,8 @@ static void claim_result(struct job *j, const redisReply *rep)
 	}
 	const redisReply *c = rep->element[3];
 	take_fields(j, rep->element[2], c);
+	if (j->due > 0)
+		hist_observe(&d->stats.lag, now_ms() - j->due);
 	job_decide(j, c->type == REDIS_REPLY_ARRAY && c->elements > 0);
 }
 

@@ -14,7 +14,9 @@
 #include <uv.h>
 
 #include "channel.h"
+#include "addr.h"
 #include "config.h"
+#include "metrics.h"
 #include "store.h"
 
 struct dispatch;
@@ -23,6 +25,8 @@ struct dispatch_stats {
 	uint64_t claimed, sent, retried, failed, suppressed, deferred, expired;
 	uint64_t reclaimed, late_results, settle_retries;
 	int inflight;
+	struct hist send_latency[ADDR_KINDS]; /* chan_send -> the channel's report */
+	struct hist lag;                      /* due time -> claimed for dispatch */
 };
 
 /* Borrows everything.  reader is a dedicated connection for XREADGROUP

@@ -224,6 +224,8 @@ static int build_routes(struct daemon *dm)
 	for (size_t i = 0; i < ARRAY_SIZE(tables); i++)
 		for (size_t k = 0; k < tables[i].n; k++)
 			dm->routes[dm->nroutes++] = tables[i].r[k];
+	dm->app.routes = dm->routes;
+	dm->app.nroutes = dm->nroutes;
 	return 0;
 }
 

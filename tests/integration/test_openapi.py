@@ -517,7 +517,7 @@ def test_openapi_live_responses(fx):
     conform("GET", "/healthz", anon.get("/healthz"), 200)
     conform("GET", "/readyz", anon.get("/readyz"), 200)
     m = conform("GET", "/metrics", anon.get("/metrics"), 200)
-    for fam in ("clubd_up", "clubd_redis_up", "clubd_dispatch_outcomes_total",
+    for fam in ("clubd_up", "clubd_redis_up", "clubd_messages_total",
                 "clubd_channel_sends_total", "clubd_http_requests_total"):
         check("# TYPE %s " % fam in m and fam in op_text(spec, "/metrics"),
               "metric %s missing from /metrics or from its description" % fam)

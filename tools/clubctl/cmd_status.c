@@ -213,11 +213,11 @@ static int run_status(struct ctl *c, const struct ctl_args *a)
 	int live = h.status == 200;
 	int is_ready = r.status == 200;
 	double inflight = metric(samples, "clubd_dispatch_inflight", NULL, NULL);
-	double sent = metric(samples, "clubd_dispatch_outcomes_total", "result", "sent");
-	double failed = metric(samples, "clubd_dispatch_outcomes_total", "result", "failed");
-	double supp = metric(samples, "clubd_dispatch_outcomes_total", "result", "suppressed");
-	double retried = metric(samples, "clubd_dispatch_outcomes_total", "result", "retried");
-	double expired = metric(samples, "clubd_dispatch_outcomes_total", "result", "expired");
+	double sent = metric(samples, "clubd_messages_total", "result", "sent");
+	double failed = metric(samples, "clubd_messages_total", "result", "failed");
+	double supp = metric(samples, "clubd_messages_total", "result", "suppressed");
+	double retried = metric(samples, "clubd_messages_total", "result", "retried");
+	double expired = metric(samples, "clubd_messages_total", "result", "expired");
 	json_t *conns = label_values(samples, "clubd_redis_up", "conn");
 	json_t *chans = label_values(samples, "clubd_channel_sends_total", "channel");
 	int redis_up = json_array_size(conns) > 0;
