@@ -295,6 +295,17 @@ static int run(struct config *cfg, const char *log_format_cli)
 	build_routes(dm);
 	app->api = api_server_new(app->loop, cfg, dm->routes, dm->nroutes, app);
 
+	/* Signals first: a SIGTERM that arrives while we start (the port file
+	 * is already written) is handled by the loop, not fatal. */
+	uv_signal_init(app->loop, &dm->sig_term);
+	uv_signal_init(app->loop, &dm->sig_int);
+	uv_signal_init(app->loop, &dm->sig_hup);
+	dm->sig_term.data = dm->sig_int.data = dm->sig_hup.data = dm;
+	uv_signal_start(&dm->sig_term, on_signal, SIGTERM);
+	uv_signal_start(&dm->sig_int, on_signal, SIGINT);
+	uv_signal_start(&dm->sig_hup, on_signal, SIGHUP);
+	notify_watchdog_timer_init(&dm->wd, app->loop);
+
 	if (chan_start_all(app->chans, app->nchans, app->loop) < 0) {
 		log_err("main", "channels failed to start");
 		goto out_started;
@@ -304,14 +315,6 @@ static int run(struct config *cfg, const char *log_format_cli)
 		goto out_started;
 	}
 
-	uv_signal_init(app->loop, &dm->sig_term);
-	uv_signal_init(app->loop, &dm->sig_int);
-	uv_signal_init(app->loop, &dm->sig_hup);
-	dm->sig_term.data = dm->sig_int.data = dm->sig_hup.data = dm;
-	uv_signal_start(&dm->sig_term, on_signal, SIGTERM);
-	uv_signal_start(&dm->sig_int, on_signal, SIGINT);
-	uv_signal_start(&dm->sig_hup, on_signal, SIGHUP);
-	notify_watchdog_timer_init(&dm->wd, app->loop);
 	notify_watchdog_timer_start(&dm->wd);
 
 	sched_start(app->sched);
@@ -329,10 +332,6 @@ static int run(struct config *cfg, const char *log_format_cli)
 out_started:
 	/* Nothing ran yet: tear down in the same order as a shutdown. */
 	dm->stopping = 1;
-	uv_signal_init(app->loop, &dm->sig_term);
-	uv_signal_init(app->loop, &dm->sig_int);
-	uv_signal_init(app->loop, &dm->sig_hup);
-	notify_watchdog_timer_init(&dm->wd, app->loop);
 	dispatch_drain(app->disp, 0, on_drained, dm);
 	uv_run(app->loop, UV_RUN_DEFAULT);
 	rc = 1;

@@ -3,6 +3,7 @@ refused, that a bad file changes nothing) and sd_notify under a fake service
 manager (READY, STATUS, WATCHDOG, RELOADING, STOPPING on NOTIFY_SOCKET)."""
 
 import os
+import re
 import signal
 import socket
 import time
@@ -101,3 +102,38 @@ def test_sd_notify(fx):
         check(d.term() == 0, "clean exit")
     finally:
         s.close()
+
+
+@timeout(60)
+def test_log_formats(fx):
+    """--log-format=json: every line is one JSON object with ts, level, sub, line;
+    under systemd (JOURNAL_STREAM set) key=value lines carry <N> priorities."""
+    import json
+    import subprocess
+    from harness import CLUBD, ROOT, free_port
+    r = fx.redis()
+    d = fx.clubd(r, start=False)
+    for args, env_extra, check_line in (
+        (["--log-format=json"], {}, "json"),
+        ([], {"JOURNAL_STREAM": "8:12345"}, "journal"),
+    ):
+        env = d.env()
+        env.update(env_extra)
+        p = subprocess.Popen([CLUBD, "-c", d.conf_path] + args, cwd=ROOT, env=env,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            wait_until(lambda: os.path.exists(d.port_file), 10, "clubd up")
+        finally:
+            p.terminate()
+            _, err = p.communicate(timeout=20)
+            os.unlink(d.port_file)
+        check(p.returncode == 0, "exit %s" % p.returncode)
+        lines = [l for l in err.split("\n") if l]
+        check(len(lines) >= 5, "some log lines: %r" % lines)
+        for l in lines:
+            if check_line == "json":
+                o = json.loads(l)
+                check(set(o) == {"ts", "level", "sub", "line"}, "json keys: %r" % o)
+            else:
+                check(re.match(r"^<[0-7]>sub=[a-z]+ ", l), "journal line: %r" % l)
