@@ -62,6 +62,7 @@ enum store_script {
 	SCRIPT_CONTACT_LIST,
 	SCRIPT_CONTACT_DELETE,
 	SCRIPT_MSG_REPORT,
+	SCRIPT_DLQ_RETRY,
 	SCRIPT__N
 };
 /* Run a script; the prefix is inserted as ARGV[1] (a must not hold it). */
@@ -88,6 +89,9 @@ json_t *store_contact_json(const redisReply *h);
 /* Messages ---------------------------------------------------------------- */
 void store_msg_get(struct store *st, const char *id, redis_cb cb, void *arg);
 json_t *store_msg_json(const redisReply *h, const redisReply *history);
+/* Dead letters: a page of XRANGE after cursor (exclusive; "" = start), delete one. */
+void store_dlq_list(struct store *st, const char *cursor, int limit, redis_cb cb, void *arg);
+void store_dlq_delete(struct store *st, const char *entry, redis_cb cb, void *arg);
 /* Create the consumer group on every lane (idempotent). */
 void store_queue_init(struct store *st, const char *const *lanes, size_t n);
 

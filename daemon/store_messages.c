@@ -2,6 +2,7 @@
  * store_messages.c - message reads and the API form of a message.  State
  * changes go through lua/msg_*.lua only (create, promote, claim, settle).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,4 +77,21 @@ json_t *store_msg_json(const redisReply *h, const redisReply *history)
 	}
 	json_object_set_new(o, "history", hist);
 	return o;
+}
+
+void store_dlq_list(struct store *st, const char *cursor, int limit, redis_cb cb, void *arg)
+{
+	char *k = store_key(st, "dlq");
+	char from[80];
+	snprintf(from, sizeof from, "%s%s", cursor && *cursor ? "(" : "",
+	         cursor && *cursor ? cursor : "-");
+	redis_cmdf(st->r, cb, arg, "XRANGE %s %s + COUNT %d", k, from, limit);
+	free(k);
+}
+
+void store_dlq_delete(struct store *st, const char *entry, redis_cb cb, void *arg)
+{
+	char *k = store_key(st, "dlq");
+	redis_cmdf(st->r, cb, arg, "XDEL %s %s", k, entry);
+	free(k);
 }
