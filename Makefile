@@ -131,10 +131,13 @@ bench: all
 install: $(B)/clubd $(B)/clubctl
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/clubd \
 		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
-		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 0755 $(B)/clubd $(DESTDIR)$(SBINDIR)/clubd
 	install -m 0755 $(B)/clubctl $(DESTDIR)$(BINDIR)/clubctl
 	install -m 0644 man/clubctl.1 $(DESTDIR)$(MANDIR)/man1/clubctl.1
+	install -m 0644 man/clubd.conf.5 $(DESTDIR)$(MANDIR)/man5/clubd.conf.5
+	install -m 0644 man/clubd.8 $(DESTDIR)$(MANDIR)/man8/clubd.8
 	install -m 0644 tools/clubctl/clubctl.bash-completion \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/clubctl
 	# an operator's edited configuration is never overwritten
@@ -145,6 +148,12 @@ install: $(B)/clubd $(B)/clubctl
 		> $(DESTDIR)$(UNITDIR)/clubd.service
 	install -m 0644 systemd/clubd.sysusers $(DESTDIR)$(SYSUSERSDIR)/clubd.conf
 	install -m 0644 systemd/clubd.tmpfiles $(DESTDIR)$(TMPFILESDIR)/clubd.conf
+
+# The Debian package: ../clubd_<version>_<arch>.deb (debian/rules builds in
+# debian/build, never in $(B), and runs no tests).
+.PHONY: deb
+deb:
+	dpkg-buildpackage -us -uc -b
 
 clean:
 	rm -rf build build-asan

@@ -63,6 +63,7 @@ enum store_script {
 	SCRIPT_CONTACT_DELETE,
 	SCRIPT_MSG_REPORT,
 	SCRIPT_DLQ_RETRY,
+	SCRIPT_UNSUBSCRIBE,
 	SCRIPT__N
 };
 /* Run a script; the prefix is inserted as ARGV[1] (a must not hold it). */
