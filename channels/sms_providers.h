@@ -79,4 +79,15 @@ int kavenegar_status_by_localid(struct chan *c, const char *const *msg_ids, size
                                            size_t n),
                                 void *arg);
 
+/*
+ * Check X-Twilio-Signature of a StatusCallback for our message msg_id on the
+ * twilio channel c: the signed URL is the one send() gave Twilio
+ * (status_callback + "m=<id>&k=<sig>"), names/values are the POST fields.
+ * 0 when it matches, -EACCES when not, -EINVAL when c is not a twilio
+ * channel with a status_callback.
+ */
+int twilio_verify_status_callback(const struct chan *c, const char *msg_id, const char *sig,
+                                  const char *const *names, const char *const *values, size_t n,
+                                  const char *signature);
+
 #endif

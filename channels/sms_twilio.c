@@ -513,3 +513,20 @@ const struct chan_driver chan_sms_twilio_driver = {
     .stop = twilio_stop,
     .destroy = twilio_destroy,
 };
+
+int twilio_verify_status_callback(const struct chan *c, const char *msg_id, const char *sig,
+                                  const char *const *names, const char *const *values, size_t n,
+                                  const char *signature)
+{
+	if (!c || c->drv != &chan_sms_twilio_driver || !c->priv)
+		return -EINVAL;
+	const struct twilio *t = c->priv;
+	if (!t->status_callback || !msg_id || !sig || !signature)
+		return -EINVAL;
+	/* The URL exactly as send() gave it to Twilio (ids need no encoding). */
+	char *url = xasprintf("%s%sm=%s&k=%s", t->status_callback,
+	                      strchr(t->status_callback, '?') ? "&" : "?", msg_id, sig);
+	int rc = twilio_sig_verify(t->token, url, names, values, n, signature);
+	free(url);
+	return rc;
+}

@@ -5,7 +5,9 @@
  * carries our own signature of the message id (daemon/callback.c), so only
  * URLs we handed out are accepted.  A report becomes lua/msg_report.lua:
  * sent -> delivered | failed; duplicates and out-of-order reports are
- * harmless there.  Knows no key names.
+ * harmless there.  Twilio's X-Twilio-Signature (HMAC-SHA1 of the URL and the
+ * sorted form fields with the account's auth token) is checked too when a
+ * twilio channel is configured.  Knows no key names.
  *
  * Limits: form bodies 16 KiB; values 200 bytes.
  */
@@ -17,6 +19,7 @@
 #include "app.h"
 #include "callback.h"
 #include "log.h"
+#include "sms_providers.h"
 #include "util.h"
 
 #define FORM_MAX  (16 * 1024)
@@ -201,11 +204,71 @@ static long twilio_chunk(struct api_req *rq, const char *data, size_t len)
 	return (long)len;
 }
 
+#define FORM_FIELDS 64
+
+/* Every field of a form body, decoded; -1 when malformed or too many. */
+static int form_all(const char *body, char **names, char **values, size_t *n)
+{
+	*n = 0;
+	for (const char *p = body; p && *p;) {
+		const char *amp = strchr(p, '&');
+		size_t len = amp ? (size_t)(amp - p) : strlen(p);
+		const char *eq = memchr(p, '=', len);
+		if (len > 0) {
+			if (*n == FORM_FIELDS)
+				return -1;
+			size_t nl = eq ? (size_t)(eq - p) : len;
+			names[*n] = xmalloc(nl + 1);
+			values[*n] = xmalloc(len + 1);
+			int bad = form_decode(p, nl, names[*n], nl + 1) < 0 ||
+			          form_decode(eq ? eq + 1 : p + len, eq ? len - nl - 1 : 0,
+			                      values[*n], len + 1) < 0;
+			(*n)++;
+			if (bad)
+				return -1;
+		}
+		p = amp ? amp + 1 : NULL;
+	}
+	return 0;
+}
+
+/* With a twilio channel configured, its X-Twilio-Signature must match as
+ * well (our own k already proves the URL is ours). 1 ok, 0 refused. */
+static int twilio_signature_ok(struct api_req *rq, const char *body)
+{
+	struct app *app = api_app(rq);
+	const struct chan *tw = NULL;
+	for (size_t i = 0; i < app->nchans && !tw; i++)
+		if (app->chans[i].drv == &chan_sms_twilio_driver)
+			tw = &app->chans[i];
+	if (!tw)
+		return 1;
+	const char *sig = api_header(rq, "X-Twilio-Signature");
+	char *names[FORM_FIELDS], *values[FORM_FIELDS];
+	size_t n = 0;
+	int ok = 0;
+	if (sig && form_all(body, names, values, &n) == 0)
+		ok = twilio_verify_status_callback(tw, api_query(rq, "m"), api_query(rq, "k"),
+		                                   (const char *const *)names,
+		                                   (const char *const *)values, n, sig) == 0;
+	for (size_t i = 0; i < n; i++) {
+		free(names[i]);
+		free(values[i]);
+	}
+	return ok;
+}
+
 static void twilio_end(struct api_req *rq)
 {
 	struct buf *b = api_data(rq);
 	char status[VALUE_MAX], code[VALUE_MAX];
 	const char *body = b->p ? b->p : "";
+	if (!twilio_signature_ok(rq, body)) {
+		log_warnx("dlr", "provider=twilio bad or missing X-Twilio-Signature");
+		api_reply_error(rq, 403, "forbidden", "X-Twilio-Signature",
+		                "bad Twilio request signature");
+		return;
+	}
 	int rs = form_get(body, "MessageStatus", status, sizeof status);
 	int rc = form_get(body, "ErrorCode", code, sizeof code);
 	if (rs < 0 || rc < 0) {

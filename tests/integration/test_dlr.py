@@ -3,6 +3,8 @@ to the fake smsbox, which records the signed dlr-url; calling that URL the way
 Kannel does moves the message sent -> delivered (or failed and dead-lettered).
 Also Twilio's StatusCallback form post, forged and duplicate reports."""
 
+import hashlib
+import hmac
 import json
 import os
 import subprocess
@@ -166,6 +168,59 @@ def test_kavenegar_status_polling(fx):
         check(await_ids == {ids[2]}, "only the pending message is still awaited: %r" % await_ids)
         polls = [json.loads(l) for l in open(log) if '"sms/statuslocalmessageid"' in l]
         check(polls, "clubd polled statuslocalmessageid.json")
+    finally:
+        kp.terminate()
+        kp.wait(5)
+
+
+TWILIO = os.path.join(ROOT, "tests", "fakes", "twilio.py")
+
+
+@timeout(90)
+def test_twilio_status_callbacks(fx):
+    """The Twilio fake posts signed StatusCallbacks (X-Twilio-Signature) back to
+    clubd: delivered and undelivered land on the messages; a callback whose
+    Twilio signature is wrong is refused even with our own valid k."""
+    sid, token = "AC" + "1" * 32, "twilio-auth-token-123456"
+    kp = subprocess.Popen(["/usr/bin/python3", TWILIO, "--account", "%s:%s" % (sid, token),
+                           "--callbacks"],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        tport = int(kp.stdout.readline().strip())
+        ctl = Client(tport)
+        x = ctl.request("POST", "/_control/number", token=None,
+                        body={"to": "+989121110022", "dlr": "undelivered", "error_code": "30003"})
+        check(x.status == 200, "fake control: %r" % x)
+        for name, text in (("tw-token", token), ("cb-secret", "callback-secret-for-tests-0123456789")):
+            with open(os.path.join(fx.tmp, name), "w") as f:
+                f.write(text + "\n")
+        api_port = free_port()
+        r = fx.redis()
+        d = fx.clubd(r, start=False, overrides={
+            "api": {"port": str(api_port), "callback_secret_file": os.path.join(fx.tmp, "cb-secret")},
+            "provider.tw": {"driver": "twilio", "base_url": "http://127.0.0.1:%d" % tport,
+                            "account_sid": sid, "auth_token_file": os.path.join(fx.tmp, "tw-token"),
+                            "from": "+15017122661", "timeout": "2s",
+                            "status_callback": "http://127.0.0.1:%d/v1/dlr/twilio" % api_port},
+        })
+        d.config["channel.sms"] = {"provider": "tw"}
+        write_config(d.conf_path, d.config)
+        d.start()
+        c = d.client("marketer")
+        ok = c.send({"to": "09121110011", "channel": "sms", "text": "سلام"})["id"]
+        bad = c.send({"to": "09121110022", "channel": "sms", "text": "سلام"})["id"]
+        wait_until(lambda: c.message(ok)["state"] == "delivered", 20, "twilio: delivered")
+        wait_until(lambda: c.message(bad)["state"] == "failed", 20, "twilio: undelivered")
+        check("30003" in (c.message(bad)["last_error"] or ""), "error code kept: %r" % c.message(bad))
+        # our k is valid, but the Twilio signature is not: refused
+        third = c.send({"to": "09121110033", "channel": "sms", "text": "x"})["id"]
+        sig = hmac.new(b"callback-secret-for-tests-0123456789", ("dlr:" + third).encode(),
+                       hashlib.sha256).hexdigest()[:32]
+        x = Client(api_port).request("POST", "/v1/dlr/twilio?m=%s&k=%s" % (third, sig),
+                                     raw=b"MessageStatus=delivered&MessageSid=SMx", token=None,
+                                     ctype="application/x-www-form-urlencoded",
+                                     headers={"X-Twilio-Signature": "AAAA"})
+        check(x.status == 403, "forged Twilio signature -> 403, got %r" % x)
     finally:
         kp.terminate()
         kp.wait(5)
