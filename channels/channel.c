@@ -2,15 +2,20 @@
  * channel.c - the driver registry and the per-channel send wrapper.
  *
  * Owns: the table of built-in drivers, the array of struct chan built from
- * the config, each channel's concurrency window (max_inflight), its token
- * bucket (rate, burst) with the FIFO of sends waiting for a token, the
- * per-result counters, and the ordered stop of every channel.  Every send
- * reports exactly once and never from inside chan_send(): reports that a
- * driver makes synchronously, driver errors and "shutting down" failures
- * are queued and delivered from a uv_idle callback.
+ * the config, each channel's concurrency limits (max_inflight and, under
+ * it, the adaptive window), its circuit breaker (closed / open / half-open
+ * with one probe on a timer), its token bucket (rate, burst) with the FIFO
+ * of sends waiting for a token, the per-result counters, and the ordered
+ * stop of every channel.  Every send reports exactly once and never from
+ * inside chan_send(): reports that a driver makes synchronously, driver
+ * errors and "shutting down" failures are queued and delivered from a
+ * uv_idle callback.  The window and the breaker learn from each report
+ * before its caller sees it, so a caller that sends again from its done
+ * callback already sees the new limits.
  *
- * Never touches: message state, Redis, retries (the scheduler decides),
- * a driver's transport.  Limits: the waiting FIFO is bounded by
+ * Never touches: message state, Redis, retries (the scheduler decides; an
+ * open circuit only refuses new sends, it never fails or holds one it
+ * accepted), a driver's transport.  Limits: the waiting FIFO is bounded by
  * max_inflight (a waiting send counts as in flight); all state lives on the
  * loop thread.
  */
@@ -26,6 +31,7 @@
 #include <time.h>
 
 #include "chat_drivers.h"
+#include "email_drivers.h"
 #include "sms_drivers.h"
 #include "sms_providers.h"
 #include "log.h"
@@ -33,9 +39,9 @@
 
 /* The registry: later drivers add one row here (and an extern in channel.h). */
 static const struct chan_driver *const chan_drivers[] = {
-    &chan_outbox_driver,     &chan_webhook_driver,     &chan_telegram_driver,
-    &chan_sms_kannel_driver, &chan_sms_generic_driver, &chan_sms_twilio_driver,
-    &chan_sms_kavenegar_driver, NULL,
+    &chan_outbox_driver,        &chan_webhook_driver,     &chan_telegram_driver,
+    &chan_sms_kannel_driver,    &chan_sms_generic_driver, &chan_sms_twilio_driver,
+    &chan_sms_kavenegar_driver, &chan_email_smtp_driver,  NULL,
 };
 
 /* One accepted send, from chan_send() until its report. */
@@ -100,6 +106,203 @@ static int chan_max_inflight(const struct chan *c)
 	return c->cfg->max_inflight > 0 ? c->cfg->max_inflight : 1;
 }
 
+/* ---- adaptive window and circuit breaker ------------------------------ */
+
+/* Defaults of the breaker keys; daemon/config.c channel_build validates
+ * the same keys with the same defaults and ranges. */
+#define BREAKER_FAILURES  10
+#define BREAKER_PROBE_MS  (30 * 1000)
+#define BREAKER_PROBE_MAX (10 * 60 * 1000)
+
+static const char *const circuit_names[] = {"closed", "open", "half_open"};
+
+/* Read the breaker keys of cc (already validated when the config was
+ * loaded; a channel built without a section gets the defaults). */
+static void breaker_load(struct chan *c, const struct cfg_channel *cc)
+{
+	int64_t max = cc->max_inflight > 0 ? cc->max_inflight : 1;
+	int64_t wi = (max + 3) / 4, bf = BREAKER_FAILURES;
+	int64_t bp = BREAKER_PROBE_MS, bpm = BREAKER_PROBE_MAX;
+	if (cc->sec) {
+		struct cfg_error err = {""};
+		if (cfg_sec_int(cc->sec, "window_initial", wi, 1, max, &wi, &err) < 0 ||
+		    cfg_sec_int(cc->sec, "breaker_failures", bf, 0, INT32_MAX, &bf, &err) < 0 ||
+		    cfg_sec_duration(cc->sec, "breaker_probe", bp, 1, INT64_MAX / 4, &bp, &err) <
+		        0 ||
+		    cfg_sec_duration(cc->sec, "breaker_probe_max", bpm, 1, INT64_MAX / 4, &bpm,
+		                     &err) < 0) {
+			log_err("chan", "chan=%s breaker settings error=%s (defaults used)",
+			        cc->name, log_q(err.msg));
+			wi = (max + 3) / 4;
+			bf = BREAKER_FAILURES;
+			bp = BREAKER_PROBE_MS;
+			bpm = BREAKER_PROBE_MAX;
+		}
+	}
+	if (wi < 1)
+		wi = 1;
+	if (wi > max)
+		wi = max;
+	if (bpm < bp)
+		bpm = bp;
+	c->window_initial = (int)wi;
+	c->breaker_failures = (int)bf;
+	c->breaker_probe_ms = bp;
+	c->breaker_probe_max = bpm;
+}
+
+const char *chan_circuit_state(const struct chan *c)
+{
+	return circuit_names[c->circuit];
+}
+
+int chan_window(const struct chan *c)
+{
+	switch (c->circuit) {
+	case CHAN_CIRCUIT_OPEN:
+		return 0;
+	case CHAN_CIRCUIT_HALF_OPEN:
+		return 1;
+	case CHAN_CIRCUIT_CLOSED:
+		break;
+	}
+	int max = chan_max_inflight(c);
+	return c->window < max ? c->window : max;
+}
+
+void chan_set_wake(struct chan *c, void (*wake)(void *arg), void *arg)
+{
+	c->wake = wake;
+	c->wake_arg = arg;
+}
+
+static void wake_up(struct chan *c)
+{
+	if (c->wake && c->started && !c->stopping)
+		c->wake(c->wake_arg);
+}
+
+static void probe_cb(uv_timer_t *t);
+
+/* The one setter of c->circuit: logs each change once. */
+static void circuit_set(struct chan *c, enum chan_circuit to, const char *why,
+                        const struct chan_result *r)
+{
+	enum chan_circuit from = c->circuit;
+	int64_t now = mono_ms();
+	c->circuit = to;
+	switch (to) {
+	case CHAN_CIRCUIT_OPEN:
+		c->circuit_opens++;
+		c->probe = NULL;
+		if (from == CHAN_CIRCUIT_CLOSED)
+			c->opened_at = now;
+		c->probe_at = now + c->probe_wait_ms;
+		uv_timer_start(&c->probe_timer, probe_cb, (uint64_t)c->probe_wait_ms, 0);
+		log_warnx("chan",
+		          "chan=%s circuit=open from=%s why=%s tempfails=%d probe_in_ms=%lld "
+		          "reason=%s retry_after_ms=%lld opens=%llu",
+		          c->cfg->name, circuit_names[from], why, c->tempfails,
+		          (long long)c->probe_wait_ms, log_q(r ? r->reason : ""),
+		          (long long)(r ? r->retry_after_ms : 0),
+		          (unsigned long long)c->circuit_opens);
+		break;
+	case CHAN_CIRCUIT_HALF_OPEN:
+		log_info("chan", "chan=%s circuit=half_open down_ms=%lld", c->cfg->name,
+		         (long long)(now - c->opened_at));
+		break;
+	case CHAN_CIRCUIT_CLOSED:
+		uv_timer_stop(&c->probe_timer);
+		c->probe = NULL;
+		c->tempfails = 0;
+		c->window = c->window_initial;
+		c->probe_backoff_ms = c->breaker_probe_ms;
+		log_notice("chan", "chan=%s circuit=closed from=%s why=%s down_ms=%lld window=%d",
+		           c->cfg->name, circuit_names[from], why, (long long)(now - c->opened_at),
+		           chan_window(c));
+		break;
+	}
+}
+
+/* Open (or re-open) for backoff ms, or the provider's retry-after when
+ * longer; never longer than breaker_probe_max. */
+static void circuit_open(struct chan *c, int64_t backoff, const char *why,
+                         const struct chan_result *r)
+{
+	if (backoff > c->breaker_probe_max)
+		backoff = c->breaker_probe_max;
+	c->probe_backoff_ms = backoff;
+	int64_t wait = backoff;
+	if (r->retry_after_ms > wait)
+		wait = r->retry_after_ms < c->breaker_probe_max ? r->retry_after_ms
+		                                                : c->breaker_probe_max;
+	c->probe_wait_ms = wait;
+	circuit_set(c, CHAN_CIRCUIT_OPEN, why, r);
+}
+
+static void probe_cb(uv_timer_t *t)
+{
+	struct chan *c = t->data;
+	if (c->stopping || c->circuit != CHAN_CIRCUIT_OPEN)
+		return;
+	circuit_set(c, CHAN_CIRCUIT_HALF_OPEN, "timer", NULL);
+	wake_up(c);
+}
+
+/*
+ * Learn from one report (before its caller sees it).  probe: it was the
+ * half-open circuit's probe.  1 when the channel can take more sends than
+ * before (the caller of chan_set_wake is told).
+ */
+static int breaker_feed(struct chan *c, const struct chan_result *r, int probe)
+{
+	switch (r->status) {
+	case CHAN_OK:
+		c->tempfails = 0;
+		if (c->circuit != CHAN_CIRCUIT_CLOSED) {
+			/* The probe, or a send accepted before the circuit
+			 * opened: either way the provider answers again. */
+			circuit_set(c, CHAN_CIRCUIT_CLOSED, probe ? "probe_ok" : "send_ok", NULL);
+			return 1;
+		}
+		if (c->window < chan_max_inflight(c)) {
+			c->window++;
+			return 1;
+		}
+		return 0;
+	case CHAN_TEMPFAIL:
+		if (c->circuit == CHAN_CIRCUIT_CLOSED) {
+			c->tempfails++;
+			if (c->window > 1) {
+				c->window /= 2;
+				c->window_shrinks++;
+			}
+			if (c->breaker_failures > 0 && c->tempfails >= c->breaker_failures)
+				circuit_open(c, c->breaker_probe_ms, "tempfails", r);
+		} else if (probe) {
+			int64_t b = c->probe_backoff_ms;
+			b = b > c->breaker_probe_max / 2 ? c->breaker_probe_max : b * 2;
+			circuit_open(c, b, "probe_failed", r);
+		} else if (c->circuit == CHAN_CIRCUIT_OPEN && r->retry_after_ms > 0) {
+			/* A straggler's retry-after pushes the probe back. */
+			int64_t ra = r->retry_after_ms < c->breaker_probe_max
+			                 ? r->retry_after_ms
+			                 : c->breaker_probe_max;
+			int64_t now = mono_ms();
+			if (now + ra > c->probe_at) {
+				c->probe_at = now + ra;
+				uv_timer_start(&c->probe_timer, probe_cb, (uint64_t)ra, 0);
+			}
+		}
+		return 0;
+	case CHAN_PERMFAIL:
+		/* About the message, not the provider; a half-open circuit
+		 * lets the next send be its probe. */
+		return probe && c->circuit == CHAN_CIRCUIT_HALF_OPEN;
+	}
+	return 0;
+}
+
 /* ---- reports --------------------------------------------------------- */
 
 static void chan_check_stopped(struct chan *c);
@@ -117,6 +320,9 @@ static void pending_finish(struct chan_pending *p, const struct chan_result *res
 
 	assert(c->inflight > 0);
 	c->inflight--;
+	int probe = c->probe == p;
+	if (probe)
+		c->probe = NULL;
 	switch (r.status) {
 	case CHAN_OK:
 		c->sent_ok++;
@@ -132,8 +338,12 @@ static void pending_finish(struct chan_pending *p, const struct chan_result *res
 	}
 	log_trace("chan", "chan=%s msg=%s status=%s reason=%s retry_after_ms=%lld", c->cfg->name,
 	          log_q(id), status_names[r.status], log_q(r.reason), (long long)r.retry_after_ms);
+	/* Stopping: "shutting down" and the last reports teach nothing. */
+	int more = c->stopping ? 0 : breaker_feed(c, &r, probe);
 	free(p);
 	done(arg, &r);
+	if (more)
+		wake_up(c);
 	chan_check_stopped(c);
 }
 
@@ -227,7 +437,7 @@ int chan_send(struct chan *c, const struct chan_msg *m, chan_done_cb done, void 
 {
 	assert(c->started && "chan_send before chan_start_all");
 	assert(done);
-	if (c->stopping || c->inflight >= chan_max_inflight(c)) {
+	if (chan_free_slots(c) <= 0) {
 		c->busy++;
 		return -EBUSY;
 	}
@@ -237,6 +447,12 @@ int chan_send(struct chan *c, const struct chan_msg *m, chan_done_cb done, void 
 	p->done = done;
 	p->arg = arg;
 	c->inflight++;
+	if (c->circuit == CHAN_CIRCUIT_HALF_OPEN) {
+		c->probe = p;
+		c->circuit_probes++;
+		log_info("chan", "chan=%s circuit=half_open probe msg=%s", c->cfg->name,
+		         log_q(m->id));
+	}
 
 	int64_t w = 1;
 	if (!c->wait_head)
@@ -260,7 +476,10 @@ int chan_free_slots(const struct chan *c)
 {
 	if (!c->started || c->stopping)
 		return 0;
-	int n = chan_max_inflight(c) - c->inflight;
+	int max = chan_max_inflight(c);
+	if (c->circuit == CHAN_CIRCUIT_HALF_OPEN) /* exactly one probe */
+		return !c->probe && c->inflight < max ? 1 : 0;
+	int n = chan_window(c) - c->inflight;
 	return n > 0 ? n : 0;
 }
 
@@ -270,10 +489,40 @@ void chan_reconfigure(struct chan *c, const struct cfg_channel *cfg)
 	int burst = cfg->burst > 0 ? cfg->burst : 1;
 	if (c->tokens > burst)
 		c->tokens = burst;
+	breaker_load(c, cfg);
+	int max = chan_max_inflight(c);
+	if (c->window > max)
+		c->window = max;
+	if (c->probe_backoff_ms < c->breaker_probe_ms)
+		c->probe_backoff_ms = c->breaker_probe_ms;
+	if (c->probe_backoff_ms > c->breaker_probe_max)
+		c->probe_backoff_ms = c->breaker_probe_max;
+	log_info("chan",
+	         "chan=%s reconfigured max_inflight=%d rate=%g burst=%d window=%d "
+	         "window_initial=%d breaker_failures=%d breaker_probe_ms=%lld "
+	         "breaker_probe_max_ms=%lld",
+	         cfg->name, max, cfg->rate, cfg->burst, chan_window(c), c->window_initial,
+	         c->breaker_failures, (long long)c->breaker_probe_ms,
+	         (long long)c->breaker_probe_max);
+	if (!c->started || c->stopping)
+		return;
 	/* Re-evaluate the wait under the new rate. */
-	if (c->started && !c->stopping && c->wait_head) {
+	if (c->wait_head) {
 		uv_timer_stop(&c->rate_timer);
 		uv_timer_start(&c->rate_timer, rate_cb, 0, 0);
+	}
+	if (c->circuit != CHAN_CIRCUIT_CLOSED && c->breaker_failures == 0) {
+		circuit_set(c, CHAN_CIRCUIT_CLOSED, "breaker_disabled", NULL);
+		wake_up(c);
+	} else if (c->circuit == CHAN_CIRCUIT_OPEN) {
+		/* A shorter breaker_probe_max also shortens the wait under way. */
+		int64_t now = mono_ms();
+		if (c->probe_at - now > c->breaker_probe_max) {
+			c->probe_wait_ms = c->breaker_probe_max;
+			c->probe_at = now + c->breaker_probe_max;
+			uv_timer_start(&c->probe_timer, probe_cb, (uint64_t)c->breaker_probe_max,
+			               0);
+		}
 	}
 }
 
@@ -322,9 +571,15 @@ int chan_start_all(struct chan *chans, size_t n, uv_loop_t *loop)
 		c->rate_timer.data = c;
 		uv_idle_init(loop, &c->defer_idle);
 		c->defer_idle.data = c;
+		uv_timer_init(loop, &c->probe_timer);
+		c->probe_timer.data = c;
 		c->started = 1;
 		c->tokens = c->cfg->burst > 0 ? c->cfg->burst : 1;
 		c->tokens_at = mono_ms();
+		breaker_load(c, c->cfg);
+		c->circuit = CHAN_CIRCUIT_CLOSED;
+		c->window = c->window_initial;
+		c->probe_backoff_ms = c->breaker_probe_ms;
 		int r = c->drv->start ? c->drv->start(c, loop) : 0;
 		if (r < 0) {
 			log_err("chan", "chan=%s driver=%s start failed err=%s", c->cfg->name,
@@ -333,9 +588,12 @@ int chan_start_all(struct chan *chans, size_t n, uv_loop_t *loop)
 			/* The caller stops everything (chan_stop_all) and exits. */
 			return r;
 		}
-		log_info("chan", "chan=%s driver=%s started max_inflight=%d rate=%g burst=%d",
+		log_info("chan",
+		         "chan=%s driver=%s started max_inflight=%d rate=%g burst=%d window=%d "
+		         "breaker_failures=%d breaker_probe_ms=%lld breaker_probe_max_ms=%lld",
 		         c->cfg->name, c->drv->name, chan_max_inflight(c), c->cfg->rate,
-		         c->cfg->burst);
+		         c->cfg->burst, c->window, c->breaker_failures,
+		         (long long)c->breaker_probe_ms, (long long)c->breaker_probe_max);
 	}
 	return 0;
 }
@@ -357,10 +615,13 @@ static void handle_closed(uv_handle_t *h)
 	struct chan *c = h->data;
 	assert(c->open_handles > 0);
 	if (--c->open_handles == 0) {
-		log_info("chan", "chan=%s stopped ok=%llu tempfail=%llu permfail=%llu busy=%llu",
+		log_info("chan",
+		         "chan=%s stopped ok=%llu tempfail=%llu permfail=%llu busy=%llu "
+		         "circuit=%s circuit_opens=%llu",
 		         c->cfg->name, (unsigned long long)c->sent_ok,
 		         (unsigned long long)c->sent_temp, (unsigned long long)c->sent_perm,
-		         (unsigned long long)c->busy);
+		         (unsigned long long)c->busy, chan_circuit_state(c),
+		         (unsigned long long)c->circuit_opens);
 		struct chan_stop_ctx *s = c->stop_ctx;
 		c->stop_ctx = NULL;
 		if (s)
@@ -374,9 +635,10 @@ static void chan_check_stopped(struct chan *c)
 		return;
 	assert(!c->wait_head && !c->defer_head);
 	c->closing = 1;
-	c->open_handles = 2;
+	c->open_handles = 3;
 	uv_close((uv_handle_t *)&c->rate_timer, handle_closed);
 	uv_close((uv_handle_t *)&c->defer_idle, handle_closed);
+	uv_close((uv_handle_t *)&c->probe_timer, handle_closed);
 }
 
 static void drv_stopped(struct chan *c)
@@ -391,6 +653,7 @@ static void chan_stop(struct chan *c)
 	assert(!c->stopping);
 	c->stopping = 1;
 	uv_timer_stop(&c->rate_timer);
+	uv_timer_stop(&c->probe_timer);
 	struct chan_pending *p = c->wait_head;
 	c->wait_head = c->wait_tail = NULL;
 	while (p) {

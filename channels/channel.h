@@ -10,6 +10,17 @@
  * struct chan wraps one configured channel ([channel.NAME]): it enforces the
  * channel's max_inflight and token-bucket rate for every driver, so a driver
  * never sees more concurrent sends than it was configured for.
+ *
+ * On top of max_inflight sits an adaptive window and a circuit breaker, in
+ * the spirit of Postfix's per-destination concurrency: the window starts at
+ * window_initial, opens by one per OK and halves per TEMPFAIL (PERMFAIL is
+ * about the message and changes nothing).  breaker_failures consecutive
+ * TEMPFAILs open the circuit: no new sends (chan_free_slots 0, chan_send
+ * -EBUSY), so messages wait in the queue.  After breaker_probe (doubling per
+ * failed probe up to breaker_probe_max, longer when the provider asked for a
+ * longer retry-after) the circuit half-opens and lets exactly one probe
+ * through: OK closes it (window back to window_initial), TEMPFAIL opens it
+ * again.
  */
 #ifndef CLUBD_CHANNEL_H
 #define CLUBD_CHANNEL_H
@@ -50,6 +61,8 @@ struct chan_msg {
 typedef void (*chan_done_cb)(void *arg, const struct chan_result *res);
 
 struct chan;
+
+enum chan_circuit { CHAN_CIRCUIT_CLOSED = 0, CHAN_CIRCUIT_OPEN = 1, CHAN_CIRCUIT_HALF_OPEN = 2 };
 
 struct chan_driver {
 	const char *name;
@@ -97,6 +110,28 @@ struct chan {
 	int open_handles;
 	void *stop_ctx; /* chan_stop_all's shared countdown */
 	uint64_t busy;  /* chan_send refused with -EBUSY */
+
+	/* owned by channel.c: the adaptive window and the circuit breaker.
+	 * Settings come from [channel.X] (validated by the config loader),
+	 * read at chan_start_all and chan_reconfigure. */
+	int window_initial;        /* window after start and after a close */
+	int breaker_failures;      /* consecutive TEMPFAILs that open; 0 = never */
+	int64_t breaker_probe_ms;  /* first wait before a probe */
+	int64_t breaker_probe_max; /* ms: the wait doubles up to this */
+	int window;                /* sends allowed at once while closed, 1..max_inflight */
+	enum chan_circuit circuit;
+	int tempfails;              /* consecutive TEMPFAILs while closed */
+	struct chan_pending *probe; /* half-open: the probe in flight, or NULL */
+	int64_t probe_backoff_ms;   /* base wait of the current/next open */
+	int64_t probe_wait_ms;      /* wait chosen for the current open (retry-after included) */
+	int64_t probe_at;           /* mono ms: the open circuit half-opens */
+	int64_t opened_at;          /* mono ms: the circuit last left closed */
+	uv_timer_t probe_timer;
+	void (*wake)(void *arg); /* chan_set_wake */
+	void *wake_arg;
+	uint64_t circuit_opens;  /* closed or half-open -> open */
+	uint64_t circuit_probes; /* probe sends let through */
+	uint64_t window_shrinks; /* TEMPFAILs that halved the window */
 };
 
 /* The registry: a NULL-terminated table of every built-in driver. */
@@ -118,18 +153,40 @@ void chan_free_all(struct chan *chans, size_t n);
 
 struct chan *chan_find(struct chan *chans, size_t n, const char *name);
 
-/* Free slots: how many more sends chan_send would accept right now. */
+/* Free slots: how many more sends chan_send would accept right now (the
+ * adaptive window minus sends in flight; 0 while the circuit is open, at
+ * most 1 while it is half-open). */
 int chan_free_slots(const struct chan *c);
 
 /*
- * Send through the channel's rate limit and concurrency window.  Copies
- * nothing: m's strings must live until done.  Returns 0 (done will be called
- * exactly once, later), or -EBUSY when no slot is free (done not called).
+ * Send through the channel's rate limit, concurrency window and circuit
+ * breaker.  Copies nothing: m's strings must live until done.  Returns 0
+ * (done will be called exactly once, later), or -EBUSY when no slot is free
+ * (done not called; the caller keeps the message and tries again when a
+ * send completes or the wake hook runs).
  */
 int chan_send(struct chan *c, const struct chan_msg *m, chan_done_cb done, void *arg);
 
-/* Apply a reloaded [channel.X] (rate, burst, max_inflight). */
+/* Apply a reloaded [channel.X] (rate, burst, max_inflight, window_initial,
+ * breaker_*): the window is clamped to the new max_inflight, an open
+ * circuit's wait to the new breaker_probe_max, and breaker_failures = 0
+ * closes an open circuit.  Borrows cfg (it must outlive the channel or the
+ * next reconfigure). */
 void chan_reconfigure(struct chan *c, const struct cfg_channel *cfg);
+
+/* "closed", "open" or "half_open". */
+const char *chan_circuit_state(const struct chan *c);
+/* Sends the channel allows at once right now: the adaptive window while
+ * closed (1..max_inflight), 1 while half-open, 0 while open. */
+int chan_window(const struct chan *c);
+/*
+ * Called on the loop when the channel can take sends again although none of
+ * its sends completed to say so: the circuit half-opened (a probe may go) or
+ * closed, or the window grew.  It runs after the done callback of the send
+ * that caused it (never inside chan_send, never while stopping) and may call
+ * chan_send.  wake NULL removes it.  Borrows arg.
+ */
+void chan_set_wake(struct chan *c, void (*wake)(void *arg), void *arg);
 
 /*
  * The token bucket as a pure function (unit-tested with a fake clock):

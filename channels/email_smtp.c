@@ -50,6 +50,7 @@
 #include <auth-client.h>
 #include <libesmtp.h>
 
+#include "callback.h"
 #include "channel.h"
 #include "email_drivers.h"
 #include "log.h"
@@ -218,7 +219,8 @@ static int esmtp_configure(struct chan *c, struct cfg_error *err)
 	if (!from)
 		return -1;
 	if (!mime_addr_valid(from)) {
-		cfg_error_set(err, sec, "from_address", "must be a plain address like news@example.com");
+		cfg_error_set(err, sec, "from_address",
+		              "must be a plain address like news@example.com");
 		return -1;
 	}
 	if (strlen(strchr(from, '@') + 1) > 80) {
@@ -243,8 +245,9 @@ static int esmtp_configure(struct chan *c, struct cfg_error *err)
 	const char *helo = cfg_sec_str(sec, "helo_name", NULL);
 	if (helo && *helo) {
 		if (!host_ok(helo) && !(helo[0] == '[' && printable_no_space(helo, 64))) {
-			cfg_error_set(err, sec, "helo_name",
-			              "must be a host name (or an address literal like [192.0.2.1])");
+			cfg_error_set(
+			    err, sec, "helo_name",
+			    "must be a host name (or an address literal like [192.0.2.1])");
 			return -1;
 		}
 		e->helo = xstrdup(helo);
@@ -269,10 +272,18 @@ static int esmtp_configure(struct chan *c, struct cfg_error *err)
 	}
 	const char *ub = cfg_sec_str(sec, "unsubscribe_url_base", NULL);
 	if (ub && *ub) {
-		if (!printable_no_space(ub, 512) || strpbrk(ub, "<>\"") ||
+		if (!printable_no_space(ub, 512) || strpbrk(ub, "<>\"#") ||
 		    (strncmp(ub, "https://", 8) != 0 && strncmp(ub, "http://", 7) != 0)) {
+			cfg_error_set(
+			    err, sec, "unsubscribe_url_base",
+			    "must be the https:// URL of clubd's /v1/unsubscribe, without "
+			    "spaces, quotes, '#' or <>");
+			return -1;
+		}
+		if (!callback_enabled()) {
 			cfg_error_set(err, sec, "unsubscribe_url_base",
-			              "must be an https:// URL without spaces, quotes or <>");
+			              "unsubscribe links need [api] callback_secret_file (they are "
+			              "signed)");
 			return -1;
 		}
 		e->unsub_url = xstrdup(ub);
@@ -287,7 +298,8 @@ static int esmtp_configure(struct chan *c, struct cfg_error *err)
 /* The session running on this worker thread (for OpenSSL callbacks). */
 struct sess;
 static _Thread_local struct sess *cur_sess;
-static void sess_reason(struct sess *ss, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sess_reason(struct sess *ss, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static int verify_cb(int preverify_ok, X509_STORE_CTX *x)
 {
@@ -328,8 +340,9 @@ static int tls_setup(struct esmtp *e)
 		if (ok != 1) {
 			char eb[256];
 			ERR_error_string_n(ERR_get_error(), eb, sizeof eb);
-			log_err("smtp", "chan=%s cannot load CA certificates ca_file=%s err=%s", e->chan,
-			        log_q(e->ca_file ? e->ca_file : "(system default)"), log_q(eb));
+			log_err("smtp", "chan=%s cannot load CA certificates ca_file=%s err=%s",
+			        e->chan, log_q(e->ca_file ? e->ca_file : "(system default)"),
+			        log_q(eb));
 			ERR_clear_error();
 			SSL_CTX_free(ctx);
 			return -EINVAL;
@@ -423,7 +436,7 @@ static void monitor_cb(const char *buf, int buflen, int writing, void *arg)
 	size_t n = (size_t)buflen;
 	if (writing == SMTP_CB_WRITING) {
 		static const char *const verbs[] = {"EHLO", "HELO", "STARTTLS", "AUTH", "MAIL",
-		                                    "RCPT", "DATA",  "RSET",     "QUIT"};
+		                                    "RCPT", "DATA", "RSET",     "QUIT"};
 		/* the verb of the last line written */
 		size_t end = n;
 		while (end && (buf[end - 1] == '\r' || buf[end - 1] == '\n'))
@@ -435,7 +448,9 @@ static void monitor_cb(const char *buf, int buflen, int writing, void *arg)
 			size_t vl = strlen(verbs[i]);
 			if (end - start >= vl && strncmp(buf + start, verbs[i], vl) == 0 &&
 			    (end - start == vl || buf[start + vl] == ' ')) {
-				snprintf(ss->last_cmd, sizeof ss->last_cmd, "%s", verbs[i]);
+				/* QUIT follows any failure: keep what failed */
+				if (i != 8 || !ss->last_cmd[0])
+					snprintf(ss->last_cmd, sizeof ss->last_cmd, "%s", verbs[i]);
 				if (i == 3) {
 					ss->in_auth = 1;
 					ss->auth_tried = 1;
@@ -562,6 +577,17 @@ static const char *message_cb(void **ctx, int *len, void *arg)
 	return p;
 }
 
+/* A reason, truncated to fit (the interesting part comes first). */
+static void reasonf(struct chan_result *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void reasonf(struct chan_result *r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->reason, sizeof r->reason, fmt, ap);
+	va_end(ap);
+}
+
 static void set_result(struct esmtp_job *j, int code, const char *what, const char *text)
 {
 	j->res.status = code >= 500 && code < 600 ? CHAN_PERMFAIL : CHAN_TEMPFAIL;
@@ -579,7 +605,7 @@ static void session_failure(struct sess *ss, struct esmtp_job *j, int started, i
 	char eb[128];
 	j->res.status = CHAN_TEMPFAIL;
 	if (ss->reason[0]) {
-		snprintf(j->res.reason, sizeof j->res.reason, "%s", ss->reason);
+		reasonf(&j->res, "%s", ss->reason);
 		return;
 	}
 	if (strcmp(ss->last_cmd, "STARTTLS") == 0 && !ss->tls_ok && ss->last_code == 220) {
@@ -588,7 +614,7 @@ static void session_failure(struct sess *ss, struct esmtp_job *j, int started, i
 			ERR_error_string_n(oe, eb, sizeof eb);
 		else
 			snprintf(eb, sizeof eb, "no detail");
-		snprintf(j->res.reason, sizeof j->res.reason, "TLS handshake failed: %s", eb);
+		reasonf(&j->res, "TLS handshake failed: %s", eb);
 		return;
 	}
 	const char *what = "session ended before the server accepted the message";
@@ -599,16 +625,23 @@ static void session_failure(struct sess *ss, struct esmtp_job *j, int started, i
 		const char *msg = eb;
 		if (err < 0) /* smtp_strerror may return a static string */
 			msg = strerror_r(-err, eb, sizeof eb);
+		else if (err == SMTP_ERR_DROPPED_CONNECTION) /* also a read timeout */
+			msg = "connection closed by the server or timed out";
+		char tls[140] = "";
+		unsigned long oe = ss->tls_ok ? ERR_peek_last_error() : 0;
+		if (oe) {
+			memcpy(tls, "; TLS: ", 8);
+			ERR_error_string_n(oe, tls + 7, sizeof tls - 7);
+		}
 		if (ss->last_cmd[0])
-			snprintf(j->res.reason, sizeof j->res.reason, "%s: %s (after %s)", what, msg,
-			         ss->last_cmd);
+			reasonf(&j->res, "%s: %s (after %s%s)", what, msg, ss->last_cmd, tls);
 		else
-			snprintf(j->res.reason, sizeof j->res.reason, "%s: %s", what, msg);
+			reasonf(&j->res, "%s: %s%s", what, msg, tls);
 	} else if (ss->last_code) {
-		snprintf(j->res.reason, sizeof j->res.reason, "%s (after %s, last reply %d %s)", what,
-		         ss->last_cmd[0] ? ss->last_cmd : "connect", ss->last_code, ss->last_text);
+		reasonf(&j->res, "%s (after %s, last reply %d %s)", what,
+		        ss->last_cmd[0] ? ss->last_cmd : "connect", ss->last_code, ss->last_text);
 	} else {
-		snprintf(j->res.reason, sizeof j->res.reason, "%s", what);
+		reasonf(&j->res, "%s", what);
 	}
 }
 
@@ -670,7 +703,8 @@ static void run_session(struct esmtp *e, struct esmtp_job *batch)
 	static const int phases[] = {Timeout_GREETING, Timeout_ENVELOPE, Timeout_DATA,
 	                             Timeout_TRANSFER, Timeout_DATA2};
 	for (size_t i = 0; ok && i < ARRAY_SIZE(phases); i++)
-		ok = smtp_set_timeout(s, phases[i] | Timeout_OVERRIDE_RFC2822_MINIMUM, e->timeout_ms) > 0;
+		ok = smtp_set_timeout(s, phases[i] | Timeout_OVERRIDE_RFC2822_MINIMUM,
+		                      e->timeout_ms) > 0;
 	ok = ok && smtp_set_eventcb(s, event_cb, &ss);
 	ok = ok && smtp_set_monitorcb(s, monitor_cb, &ss, 0);
 	if (ok && e->tls != TLS_OFF) {
@@ -683,8 +717,8 @@ static void run_session(struct esmtp *e, struct esmtp_job *batch)
 		ok = ss.auth != NULL;
 		/* PLAIN/LOGIN only over TLS (enabled on STARTTLS_OK), or when the
 		 * operator turned TLS off. */
-		ok = ok && auth_set_mechanism_flags(ss.auth, e->tls == TLS_OFF ? AUTH_PLUGIN_PLAIN : 0,
-		                                    0);
+		ok = ok && auth_set_mechanism_flags(ss.auth,
+		                                    e->tls == TLS_OFF ? AUTH_PLUGIN_PLAIN : 0, 0);
 		ok = ok && auth_set_interact_cb(ss.auth, interact_cb, e);
 		ok = ok && smtp_auth_set_context(s, ss.auth);
 	}
@@ -900,56 +934,21 @@ static int esmtp_start(struct chan *c, uv_loop_t *loop)
 	         "chan=%s server=%s starttls=%s tls_verify=%d tls_max=%s auth=%s sessions=%d "
 	         "session_max_messages=%d timeout_ms=%ld",
 	         e->chan, log_q(e->hostport), tls_mode_names[e->tls], e->tls_verify,
-	         e->tls13 ? "1.3" : "1.2", e->username ? "yes" : "no", e->nsessions,
-	         e->session_max, e->timeout_ms);
+	         e->tls13 ? "1.3" : "1.2", e->username ? "yes" : "no", e->nsessions, e->session_max,
+	         e->timeout_ms);
 	return 0;
 }
 
-/* Percent-encode s into b (RFC 3986 unreserved kept). */
-static void pct(struct buf *b, const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		    ch == '-' || ch == '_' || ch == '.' || ch == '~') {
-			buf_append(b, s, 1);
-		} else {
-			char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
-			buf_append(b, e, 3);
-		}
-	}
-}
-
-/* unsubscribe_url_base with {msg} and {contact} replaced, or, without
- * placeholders, "?m=<msg>&c=<contact>" appended.  Caller frees. */
+/* The signed one-click link served by clubd's /v1/unsubscribe:
+ * unsubscribe_url_base + "?m=<id>&k=<signature>".  NULL when it cannot be
+ * signed (id unusable).  Caller frees. */
 static char *unsub_url(const struct esmtp *e, const struct chan_msg *m)
 {
-	struct buf b;
-	buf_init(&b, 0);
-	const char *base = e->unsub_url;
-	if (strstr(base, "{msg}") || strstr(base, "{contact}")) {
-		for (const char *p = base; *p;) {
-			if (strncmp(p, "{msg}", 5) == 0) {
-				pct(&b, m->id);
-				p += 5;
-			} else if (strncmp(p, "{contact}", 9) == 0) {
-				pct(&b, m->contact_id ? m->contact_id : "");
-				p += 9;
-			} else {
-				buf_append(&b, p++, 1);
-			}
-		}
-	} else {
-		buf_puts(&b, base);
-		buf_puts(&b, strchr(base, '?') ? "&m=" : "?m=");
-		pct(&b, m->id);
-		if (m->contact_id && *m->contact_id) {
-			buf_puts(&b, "&c=");
-			pct(&b, m->contact_id);
-		}
-	}
-	return buf_steal(&b);
+	char sig[CALLBACK_SIG_LEN + 1];
+	if (!id_valid(m->id) || callback_sign("unsub", m->id, sig) < 0)
+		return NULL;
+	return xasprintf("%s%sm=%s&k=%s", e->unsub_url, strchr(e->unsub_url, '?') ? "&" : "?",
+	                 m->id, sig);
 }
 
 static int esmtp_send(struct chan *c, const struct chan_msg *m, chan_done_cb done, void *arg)
@@ -963,9 +962,10 @@ static int esmtp_send(struct chan *c, const struct chan_msg *m, chan_done_cb don
 	snprintf(j->id, sizeof j->id, "%s", m->id ? m->id : "");
 
 	int unsub = m->category == NULL || strcmp(m->category, "transactional") != 0;
-	char *mailto = unsub && e->unsub_mailto && m->id
-	                   ? xasprintf("mailto:%s?subject=unsubscribe%%20%s", e->unsub_mailto, m->id)
-	                   : NULL;
+	char *mailto =
+	    unsub && e->unsub_mailto && m->id
+	        ? xasprintf("mailto:%s?subject=unsubscribe%%20%s", e->unsub_mailto, m->id)
+	        : NULL;
 	char *url = unsub && e->unsub_url && m->id ? unsub_url(e, m) : NULL;
 	struct mime_msg mm = {
 	    .from_name = e->from_name,

@@ -371,9 +371,7 @@ static void hdr_encoded(struct hdr *h, const char *v, size_t n)
 		size_t room = h->col + 1 < MIME_LINE_MAX ? MIME_LINE_MAX - h->col - 1 : 0;
 		if (room > EW_MAX)
 			room = EW_MAX;
-		size_t take = room > EW_OVERHEAD
-		                  ? ew_take(s + i, n - i, room - EW_OVERHEAD, q)
-		                  : 0;
+		size_t take = room > EW_OVERHEAD ? ew_take(s + i, n - i, room - EW_OVERHEAD, q) : 0;
 		if (take == 0) {
 			hdr_fold(h); /* a fresh line has room for any character */
 			continue;
@@ -673,8 +671,9 @@ int mime_build(const struct mime_msg *m, struct buf *out, struct mime_out *res)
 		struct hdr h;
 		hdr_begin(&h, &t, "List-Unsubscribe");
 		h.content = 1; /* structured: a fold right after the colon is fine */
-		char *a = m->unsub_mailto ? xasprintf("<%s>%s", m->unsub_mailto, m->unsub_url ? "," : "")
-		                          : NULL;
+		char *a = m->unsub_mailto
+		              ? xasprintf("<%s>%s", m->unsub_mailto, m->unsub_url ? "," : "")
+		              : NULL;
 		char *u = m->unsub_url ? xasprintf("<%s>", m->unsub_url) : NULL;
 		if (a)
 			hdr_add(&h, a, strlen(a));
@@ -694,8 +693,9 @@ int mime_build(const struct mime_msg *m, struct buf *out, struct mime_out *res)
 		random_bytes(rnd, sizeof rnd);
 		hex_encode(rnd, sizeof rnd, hex);
 		/* "=_" never occurs in quoted-printable or base64 output */
-		buf_printf(&t, "Content-Type: multipart/alternative;\r\n boundary=\"=_clubd_%s\"\r\n\r\n",
-		           hex);
+		buf_printf(
+		    &t, "Content-Type: multipart/alternative;\r\n boundary=\"=_clubd_%s\"\r\n\r\n",
+		    hex);
 		buf_puts(&t, "This is a MIME message with text and HTML versions.\r\n");
 		buf_printf(&t, "\r\n--=_clubd_%s\r\n", hex);
 		part_headers_and_body(&t, "text/plain", m->text);

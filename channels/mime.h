@@ -26,17 +26,17 @@
 #define MIME_LINE_MAX  76 /* we fold/encode to this; RFC 5322 asks for <= 78 */
 
 struct mime_msg {
-	const char *from_name; /* display name (UTF-8), NULL or "" for none */
-	const char *from_addr; /* required, addr-spec */
-	const char *to_name;   /* display name, NULL or "" for none */
-	const char *to_addr;   /* required, addr-spec */
-	const char *subject;   /* UTF-8, NULL for none */
-	const char *text;      /* text/plain body (UTF-8), may be NULL */
-	const char *html;      /* text/html body (UTF-8), may be NULL */
-	const char *msg_id;    /* required: our id, [A-Za-z0-9_-]{1,64} */
-	const char *id_domain; /* Message-ID right-hand side; NULL: from_addr's domain */
-	int64_t date_ms;       /* Date: (ms since the epoch) */
-	int date_local;        /* 1: local time with its UTC offset; 0: UTC "+0000" */
+	const char *from_name;    /* display name (UTF-8), NULL or "" for none */
+	const char *from_addr;    /* required, addr-spec */
+	const char *to_name;      /* display name, NULL or "" for none */
+	const char *to_addr;      /* required, addr-spec */
+	const char *subject;      /* UTF-8, NULL for none */
+	const char *text;         /* text/plain body (UTF-8), may be NULL */
+	const char *html;         /* text/html body (UTF-8), may be NULL */
+	const char *msg_id;       /* required: our id, [A-Za-z0-9_-]{1,64} */
+	const char *id_domain;    /* Message-ID right-hand side; NULL: from_addr's domain */
+	int64_t date_ms;          /* Date: (ms since the epoch) */
+	int date_local;           /* 1: local time with its UTC offset; 0: UTC "+0000" */
 	const char *unsub_mailto; /* "mailto:..." URI, or NULL */
 	const char *unsub_url;    /* "https://..." URI (one-click), or NULL */
 };

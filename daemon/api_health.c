@@ -112,6 +112,26 @@ static void render(struct metrics_ctx *m)
 		    c->drv->name, (unsigned long long)c->sent_temp, c->cfg->name, c->drv->name,
 		    (unsigned long long)c->sent_perm);
 	}
+	metric_header(&b, "clubd_channel_circuit", "gauge",
+	              "1 for the circuit state the channel is in (closed, half_open, open).");
+	for (size_t i = 0; i < app->nchans; i++) {
+		static const char *const states[] = {"closed", "half_open", "open"};
+		const char *cur = chan_circuit_state(&app->chans[i]);
+		for (size_t k = 0; k < ARRAY_SIZE(states); k++)
+			buf_printf(&b, "clubd_channel_circuit{channel=\"%s\",state=\"%s\"} %d\n",
+			           app->chans[i].cfg->name, states[k], strcmp(cur, states[k]) == 0);
+	}
+	metric_header(&b, "clubd_channel_circuit_opens_total", "counter",
+	              "Times the channel's circuit opened after repeated failures.");
+	for (size_t i = 0; i < app->nchans; i++)
+		buf_printf(&b, "clubd_channel_circuit_opens_total{channel=\"%s\"} %llu\n",
+		           app->chans[i].cfg->name,
+		           (unsigned long long)app->chans[i].circuit_opens);
+	metric_header(&b, "clubd_channel_window", "gauge",
+	              "Current concurrency window by channel (adaptive; 0 while open).");
+	for (size_t i = 0; i < app->nchans; i++)
+		buf_printf(&b, "clubd_channel_window{channel=\"%s\"} %d\n", app->chans[i].cfg->name,
+		           chan_window(&app->chans[i]));
 	metric_header(&b, "clubd_channel_inflight", "gauge", "Sends in progress by channel.");
 	for (size_t i = 0; i < app->nchans; i++)
 		buf_printf(&b, "clubd_channel_inflight{channel=\"%s\"} %d\n",

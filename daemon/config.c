@@ -304,7 +304,15 @@ static const char *const fixed_sections[] = {"api",      "redis", "sched", "disp
                                              "contacts", "prefs", "log",   "outbox"};
 static const char *const channel_names[CFG_CHANNEL_KINDS] = {"sms", "email", "chat"};
 /* Keys of [channel.X] parsed here; the rest belong to the driver. */
-static const char *const channel_common[] = {"driver", "max_inflight", "rate", "burst", "timeout"};
+static const char *const channel_common[] = {"driver",
+                                             "max_inflight",
+                                             "rate",
+                                             "burst",
+                                             "timeout",
+                                             "window_initial",
+                                             "breaker_failures",
+                                             "breaker_probe",
+                                             "breaker_probe_max"};
 
 /* ---- value parsing and formatting ---------------------------------------- */
 

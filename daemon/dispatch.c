@@ -868,6 +868,18 @@ static void on_reclaim_timer(uv_timer_t *t)
 	}
 }
 
+/* A channel's circuit half-opened or closed, or its window grew: send what
+ * waits for it and read again (nothing else would, with no send in flight). */
+static void on_chan_wake(void *arg)
+{
+	struct dispatch *d = arg;
+	if (d->closing)
+		return;
+	for (int k = 0; k < ADDR_KINDS; k++)
+		wake_waiters(d, k);
+	read_more(d);
+}
+
 /* Lifecycle -------------------------------------------------------------- */
 
 struct dispatch *dispatch_new(uv_loop_t *loop, struct store *st, struct redis *reader,
@@ -888,6 +900,8 @@ struct dispatch *dispatch_new(uv_loop_t *loop, struct store *st, struct redis *r
 	uv_idle_init(loop, &d->settle_idle);
 	uv_timer_init(loop, &d->claim_timer);
 	d->handles_open = 6;
+	for (size_t i = 0; i < nchans; i++)
+		chan_set_wake(&chans[i], on_chan_wake, d);
 	dispatch_reconfigure(d, cfg);
 	return d;
 }
@@ -1050,6 +1064,8 @@ static void check_close(struct dispatch *d)
 
 void dispatch_close(struct dispatch *d, void (*cb)(void *arg), void *arg)
 {
+	for (size_t i = 0; i < d->nchans; i++)
+		chan_set_wake(&d->chans[i], NULL, NULL);
 	d->running = 0;
 	d->closing = 1;
 	d->close_cb = cb;

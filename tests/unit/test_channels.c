@@ -1,8 +1,12 @@
 /*
  * test_channels.c - the channel layer on a real libuv loop: the token
  * bucket (fake clock), max_inflight, reports never synchronous, ordered
- * stop, the registry and config errors, the outbox driver (JSONL and a
- * Maildir message parsed back in C and by Python's email package), the
+ * stop, the adaptive window and the circuit breaker (a scripted driver
+ * registered only here: window opening and halving, the circuit opening
+ * after N TEMPFAILs, one probe per half-open, backoff, retry-after,
+ * reconfigure, the wake hook), the registry and config errors, the outbox
+ * driver (JSONL and a Maildir message parsed back in C and by Python's
+ * email package), the
  * webhook driver against tests/fakes/webhook_sink.py (which verifies the
  * HMAC), and the shared HTTP client's cancel-on-close.  Every test ends
  * with uv_loop_close() == 0.  No assertion depends on elapsed time.
@@ -197,7 +201,31 @@ static void mk_msg(struct sendctx *s, int *counter, const char *channel, const c
 
 enum fake_mode { FAKE_HOLD, FAKE_SYNC, FAKE_ERR, FAKE_ASYNC };
 
+/* A hand-made [channel.X] section for channels built without a file. */
+struct tsec {
+	struct cfg_section s;
+	struct cfg_kv kv[4];
+	char key[4][32];
+	char val[4][32];
+};
+
+static struct cfg_section *tsec_one(struct tsec *t, const char *key, int value)
+{
+	memset(t, 0, sizeof *t);
+	snprintf(t->key[0], sizeof t->key[0], "%s", key);
+	snprintf(t->val[0], sizeof t->val[0], "%d", value);
+	t->kv[0].key = t->key[0];
+	t->kv[0].value = t->val[0];
+	t->kv[0].line = 1;
+	t->s.name = t->key[1];
+	snprintf(t->key[1], sizeof t->key[1], "channel.sms");
+	t->s.kv = t->kv;
+	t->s.nkv = 1;
+	return &t->s;
+}
+
 struct fake {
+	struct tsec sec; /* window_initial = max_inflight: no slow start here */
 	enum fake_mode mode;
 	int sends;
 	const struct chan_msg *seen[64];
@@ -304,6 +332,7 @@ static struct chan *fake_chan(uv_loop_t *loop, struct fake *f, struct cfg_channe
 	cc->rate = rate;
 	cc->burst = burst;
 	cc->timeout_ms = 1000;
+	cc->sec = tsec_one(&f->sec, "window_initial", max_inflight);
 	struct chan *c = xcalloc(1, sizeof *c);
 	c->drv = &fake_driver;
 	c->cfg = cc;
@@ -397,6 +426,7 @@ static void test_max_inflight(void **state)
 	/* a smaller window on reload: no new sends until under it */
 	struct cfg_channel cc2 = cc;
 	cc2.max_inflight = 1;
+	cc2.sec = NULL;
 	chan_reconfigure(c, &cc2);
 	assert_int_equal(chan_free_slots(c), 0);
 	fake_complete(&f, 0);
@@ -547,6 +577,808 @@ static void test_stop(void **state)
 	int st = 0;
 	chan_stop_all(NULL, 0, on_stopped, &st);
 	assert_int_equal(st, 1);
+}
+
+/* ---- adaptive window and circuit breaker ------------------------------ */
+
+/*
+ * A scripted driver, registered nowhere but here: every send is held until
+ * the test says how it ends (script_reply); the answers then come from a
+ * uv timer, as from a real transport.
+ */
+struct script_send {
+	const struct chan_msg *m;
+	chan_done_cb done;
+	void *arg;
+	int state; /* 0 held, 1 answer due, 2 answered */
+	struct chan_result r;
+};
+
+struct script {
+	struct chan *c;
+	uv_timer_t t;
+	struct script_send s[64];
+	int n; /* sends the driver saw */
+	int answered;
+	int stopping;
+	void (*stopped)(struct chan *c);
+};
+
+static void script_closed(uv_handle_t *h)
+{
+	struct script *sc = h->data;
+	sc->stopped(sc->c);
+}
+
+static void script_timer(uv_timer_t *t)
+{
+	struct script *sc = t->data;
+	for (int i = 0; i < sc->n; i++) {
+		if (sc->s[i].state != 1)
+			continue;
+		sc->s[i].state = 2;
+		sc->answered++;
+		sc->s[i].done(sc->s[i].arg, &sc->s[i].r);
+	}
+	if (sc->stopping && sc->answered == sc->n && !uv_is_closing((uv_handle_t *)&sc->t))
+		uv_close((uv_handle_t *)&sc->t, script_closed);
+}
+
+static int script_start(struct chan *c, uv_loop_t *loop)
+{
+	struct script *sc = c->priv;
+	sc->c = c;
+	uv_timer_init(loop, &sc->t);
+	sc->t.data = sc;
+	return 0;
+}
+
+static int script_send(struct chan *c, const struct chan_msg *m, chan_done_cb done, void *arg)
+{
+	struct script *sc = c->priv;
+	assert_true(sc->n < 64);
+	struct script_send *x = &sc->s[sc->n++];
+	x->m = m;
+	x->done = done;
+	x->arg = arg;
+	x->state = 0;
+	return 0;
+}
+
+static void script_stop(struct chan *c, void (*stopped)(struct chan *c))
+{
+	struct script *sc = c->priv;
+	sc->stopping = 1;
+	sc->stopped = stopped;
+	if (sc->answered == sc->n)
+		uv_close((uv_handle_t *)&sc->t, script_closed);
+}
+
+static const struct chan_driver script_driver = {
+    .name = "script",
+    .start = script_start,
+    .send = script_send,
+    .stop = script_stop,
+};
+
+/* The oldest `count` held sends end with `st` (retry-after ra ms), from the
+ * loop. */
+static void script_reply(struct script *sc, int count, enum chan_status st, int64_t ra)
+{
+	for (int i = 0; i < sc->n && count > 0; i++) {
+		struct script_send *x = &sc->s[i];
+		if (x->state != 0)
+			continue;
+		memset(&x->r, 0, sizeof x->r);
+		x->r.status = st;
+		x->r.retry_after_ms = ra;
+		snprintf(x->r.reason, sizeof x->r.reason, "%s",
+		         st == CHAN_OK         ? ""
+		         : st == CHAN_TEMPFAIL ? "scripted 503"
+		                               : "scripted 400");
+		x->state = 1;
+		count--;
+	}
+	assert_int_equal(count, 0);
+	uv_timer_start(&sc->t, script_timer, 1, 0);
+}
+
+static int script_held(const struct script *sc)
+{
+	int n = 0;
+	for (int i = 0; i < sc->n; i++)
+		n += sc->s[i].state == 0;
+	return n;
+}
+
+/* A channel of the scripted driver from a real [channel.sms] section. */
+static struct chan *script_chan(uv_loop_t *loop, struct script *sc, const char *name,
+                                const char *keys, struct config **cfgp)
+{
+	char text[1024];
+	snprintf(text, sizeof text, "[channel.sms]\ndriver = script\n%s", keys);
+	struct cfg_error err;
+	struct config *cfg = load_cfg(name, text, &err);
+	if (!cfg)
+		fail_msg("%s", err.msg);
+	memset(sc, 0, sizeof *sc);
+	struct chan *c = xcalloc(1, sizeof *c);
+	c->drv = &script_driver;
+	c->cfg = config_channel(cfg, "sms");
+	assert_non_null(c->cfg);
+	assert_int_equal(cfg_sec_check_unused(c->cfg->sec, &err), 0);
+	c->priv = sc;
+	assert_int_equal(chan_start_all(c, 1, loop), 0);
+	*cfgp = cfg;
+	return c;
+}
+
+/*
+ * A dispatcher in miniature: messages wait in its queue, it sends while the
+ * channel takes them, and only the wake hook makes it try again.
+ */
+struct mini {
+	struct chan *c;
+	chan_done_cb cb; /* NULL: on_done */
+	struct sendctx *q[64];
+	int head, tail;
+	int wakes;
+	int wake_seq[8]; /* finish_seq-like order stamps of the first wakes */
+};
+
+static int order_seq;
+
+static void mini_pump(struct mini *d)
+{
+	while (d->head < d->tail) {
+		int r = chan_send(d->c, &d->q[d->head]->m, d->cb ? d->cb : on_done, d->q[d->head]);
+		if (r == -EBUSY)
+			return;
+		assert_int_equal(r, 0);
+		d->head++;
+	}
+}
+
+static void mini_wake(void *arg)
+{
+	struct mini *d = arg;
+	if (d->wakes < 8)
+		d->wake_seq[d->wakes] = ++order_seq;
+	d->wakes++;
+	mini_pump(d);
+}
+
+/* A timer armed from a done callback, i.e. at the very loop time the
+ * circuit opened: it must fire while the circuit is still open. */
+struct peek {
+	uv_timer_t t;
+	struct chan *c;
+	uint64_t ms;
+	int seq; /* order stamp when it fired */
+	char state[16];
+	int inited;
+};
+
+static void peek_cb(uv_timer_t *t)
+{
+	struct peek *p = t->data;
+	p->seq = ++order_seq;
+	snprintf(p->state, sizeof p->state, "%s", chan_circuit_state(p->c));
+}
+
+static struct peek *armed_peek;
+
+/* What the caller sees from inside its done callback: the report has
+ * already been learnt from (a dispatcher resends from there). */
+static struct chan *seen_chan;
+static int seen_window = -1, seen_free = -1;
+static char seen_state[16];
+
+static void on_done_seen(void *arg, const struct chan_result *r)
+{
+	on_done(arg, r);
+	if (!seen_chan)
+		return;
+	seen_window = chan_window(seen_chan);
+	seen_free = chan_free_slots(seen_chan);
+	snprintf(seen_state, sizeof seen_state, "%s", chan_circuit_state(seen_chan));
+}
+
+/* on_done, and arm the peek if one is waiting to be armed. */
+static void on_done_peek(void *arg, const struct chan_result *r)
+{
+	on_done_seen(arg, r);
+	struct peek *p = armed_peek;
+	armed_peek = NULL;
+	if (!p)
+		return;
+	if (!p->inited) {
+		uv_timer_init(p->c->loop, &p->t);
+		p->t.data = p;
+		p->inited = 1;
+	}
+	p->seq = 0;
+	p->state[0] = '\0';
+	uv_timer_start(&p->t, peek_cb, p->ms, 0);
+}
+
+static void peek_close(struct peek *p)
+{
+	if (p->inited)
+		uv_close((uv_handle_t *)&p->t, NULL);
+}
+
+/* Send one message now (it must be accepted). */
+static void send_one(struct chan *c, struct sendctx *s, int *ndone, chan_done_cb cb)
+{
+	mk_msg(s, ndone, "sms", "+989121234567", NULL, "salam", NULL);
+	assert_int_equal(chan_send(c, &s->m, cb, s), 0);
+}
+
+static int count_lines(const char *text, const char *needle)
+{
+	int n = 0;
+	for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* stderr into a file while a test runs (the log sink writes there). */
+static int saved_stderr = -1;
+static char capture_path[320];
+
+static void capture_begin(void)
+{
+	snprintf(capture_path, sizeof capture_path, "%s/breaker.log", tmpdir);
+	fflush(stderr);
+	saved_stderr = dup(2);
+	int fd = open(capture_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0 && saved_stderr >= 0);
+	dup2(fd, 2);
+	close(fd);
+	log_setup(LOG_NOTICE, LOG_FMT_KV);
+}
+
+static char *capture_end(void)
+{
+	log_setup(LOG_WARNING, LOG_FMT_KV);
+	if (saved_stderr < 0)
+		return NULL;
+	dup2(saved_stderr, 2);
+	close(saved_stderr);
+	saved_stderr = -1;
+	return read_text(capture_path, NULL);
+}
+
+static int capture_teardown(void **state)
+{
+	(void)state;
+	free(capture_end()); /* after a failed test too */
+	return 0;
+}
+
+static void test_window(void **state)
+{
+	(void)state;
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct script sc;
+	struct config *cfg;
+	struct chan *c = script_chan(&loop, &sc, "window.conf", "max_inflight = 8\n", &cfg);
+	struct mini d = {.c = c};
+	chan_set_wake(c, mini_wake, &d);
+	static struct sendctx s[64];
+	int ndone = 0, ns = 0;
+
+	/* slow start: max_inflight / 4, rounded up */
+	assert_string_equal(chan_circuit_state(c), "closed");
+	assert_int_equal(c->window_initial, 2);
+	assert_int_equal(chan_window(c), 2);
+	assert_int_equal(chan_free_slots(c), 2);
+	seen_chan = c;
+	send_one(c, &s[ns++], &ndone, on_done_seen);
+	send_one(c, &s[ns++], &ndone, on_done);
+	mk_msg(&s[ns], &ndone, "sms", "+989121234567", NULL, "x", NULL);
+	assert_int_equal(chan_send(c, &s[ns].m, on_done, &s[ns]), -EBUSY);
+	assert_int_equal(c->busy, 1);
+	assert_int_equal(sc.n, 2);
+
+	/* each OK opens it by one, and says so */
+	script_reply(&sc, 1, CHAN_OK, 0);
+	run_until(&loop, &ndone, 1);
+	seen_chan = NULL;
+	assert_int_equal(seen_window, 3);
+	assert_int_equal(seen_free, 2);
+	assert_int_equal(chan_window(c), 3);
+	assert_int_equal(chan_free_slots(c), 2);
+	assert_int_equal(d.wakes, 1);
+	script_reply(&sc, 1, CHAN_OK, 0);
+	run_until(&loop, &ndone, 2);
+	assert_int_equal(chan_window(c), 4);
+	for (int i = 0; i < 4; i++)
+		send_one(c, &s[ns++], &ndone, on_done);
+	assert_int_equal(chan_free_slots(c), 0);
+	script_reply(&sc, 4, CHAN_OK, 0);
+	run_until(&loop, &ndone, 6);
+	assert_int_equal(chan_window(c), 8);
+	assert_int_equal(d.wakes, 6);
+
+	/* ... up to max_inflight and no further */
+	for (int i = 0; i < 8; i++)
+		send_one(c, &s[ns++], &ndone, on_done);
+	mk_msg(&s[ns], &ndone, "sms", "+989121234567", NULL, "x", NULL);
+	assert_int_equal(chan_send(c, &s[ns].m, on_done, &s[ns]), -EBUSY);
+	script_reply(&sc, 8, CHAN_OK, 0);
+	run_until(&loop, &ndone, 14);
+	assert_int_equal(chan_window(c), 8);
+	assert_int_equal(d.wakes, 6);
+
+	/* TEMPFAIL halves it, down to 1 */
+	static const int halves[] = {4, 2, 1, 1};
+	for (int i = 0; i < 4; i++) {
+		send_one(c, &s[ns++], &ndone, on_done);
+		script_reply(&sc, 1, CHAN_TEMPFAIL, 0);
+		run_until(&loop, &ndone, 15 + i);
+		assert_int_equal(chan_window(c), halves[i]);
+		assert_int_equal(chan_free_slots(c), halves[i]);
+	}
+	assert_int_equal(c->window_shrinks, 3);
+	assert_int_equal(c->tempfails, 4);
+
+	/* PERMFAIL is about the message: nothing changes */
+	send_one(c, &s[ns++], &ndone, on_done);
+	script_reply(&sc, 1, CHAN_PERMFAIL, 0);
+	run_until(&loop, &ndone, 19);
+	assert_int_equal(s[ns - 1].r.status, CHAN_PERMFAIL);
+	assert_int_equal(chan_window(c), 1);
+	assert_int_equal(c->tempfails, 4);
+	assert_string_equal(chan_circuit_state(c), "closed");
+
+	/* an OK ends the run of failures and opens the window again */
+	send_one(c, &s[ns++], &ndone, on_done);
+	script_reply(&sc, 1, CHAN_OK, 0);
+	run_until(&loop, &ndone, 20);
+	assert_int_equal(chan_window(c), 2);
+	assert_int_equal(c->tempfails, 0);
+	assert_int_equal(c->sent_ok, 15);
+	assert_int_equal(c->sent_temp, 4);
+	assert_int_equal(c->sent_perm, 1);
+	assert_int_equal(c->circuit_opens, 0);
+	stop_all(&loop, c, 1);
+	config_free(cfg);
+
+	/* the default for small max_inflight: at least 1, rounded up */
+	static const struct {
+		const char *keys;
+		int want;
+	} defs[] = {{"max_inflight = 1\n", 1},
+	            {"max_inflight = 5\n", 2},
+	            {"", 16},
+	            {"max_inflight = 64\nwindow_initial = 64\n", 64}};
+	for (size_t i = 0; i < ARRAY_SIZE(defs); i++) {
+		uv_loop_init(&loop);
+		c = script_chan(&loop, &sc, "window.conf", defs[i].keys, &cfg);
+		assert_int_equal(chan_window(c), defs[i].want);
+		assert_int_equal(chan_free_slots(c), defs[i].want);
+		stop_all(&loop, c, 1);
+		config_free(cfg);
+	}
+}
+
+static void expect_load_error(const char *keys, const char *want)
+{
+	char text[1024];
+	snprintf(text, sizeof text, "[channel.sms]\ndriver = script\n%s", keys);
+	struct cfg_error err;
+	struct config *cfg = load_cfg("breaker-err.conf", text, &err);
+	if (cfg) {
+		config_free(cfg);
+		fail_msg("'%s' loaded", keys);
+	}
+	if (!strstr(err.msg, want))
+		fail_msg("error '%s' does not contain '%s'", err.msg, want);
+}
+
+static void test_breaker_config(void **state)
+{
+	(void)state;
+	expect_load_error("max_inflight = 8\nwindow_initial = 9\n",
+	                  ":4: channel.sms.window_initial: must be between 1 and 8");
+	expect_load_error("window_initial = 0\n", ":3: channel.sms.window_initial:");
+	expect_load_error("breaker_failures = -1\n", ":3: channel.sms.breaker_failures:");
+	expect_load_error("breaker_probe = 5ms\n",
+	                  ":3: channel.sms.breaker_probe: must be between");
+	expect_load_error("breaker_probe = soon\n", ":3: channel.sms.breaker_probe:");
+	expect_load_error("breaker_probe = 1s\nbreaker_probe_max = 500ms\n",
+	                  ":3: channel.sms.breaker_probe: must not be greater than "
+	                  "breaker_probe_max (500ms)");
+	expect_load_error("breaker_probe_max = 20s\n",
+	                  ":3: channel.sms.breaker_probe_max: must not be less than breaker_probe "
+	                  "(30s)");
+	expect_load_error("breaker_probe_max = 2d\n", ":3: channel.sms.breaker_probe_max:");
+
+	/* the defaults, and every key taken */
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct script sc;
+	struct config *cfg;
+	struct chan *c = script_chan(&loop, &sc, "breaker-ok.conf", "", &cfg);
+	assert_int_equal(c->breaker_failures, 10);
+	assert_int_equal(c->breaker_probe_ms, 30000);
+	assert_int_equal(c->breaker_probe_max, 600000);
+	stop_all(&loop, c, 1);
+	config_free(cfg);
+	uv_loop_init(&loop);
+	c = script_chan(&loop, &sc, "breaker-ok.conf",
+	                "max_inflight = 6\nwindow_initial = 3\nbreaker_failures = 0\n"
+	                "breaker_probe = 250ms\nbreaker_probe_max = 2m\n",
+	                &cfg);
+	assert_int_equal(c->window_initial, 3);
+	assert_int_equal(c->breaker_failures, 0);
+	assert_int_equal(c->breaker_probe_ms, 250);
+	assert_int_equal(c->breaker_probe_max, 120000);
+	/* breaker_failures = 0: it never opens */
+	static struct sendctx s[30];
+	int ndone = 0;
+	for (int i = 0; i < 30; i++) {
+		send_one(c, &s[i], &ndone, on_done);
+		script_reply(&sc, 1, CHAN_TEMPFAIL, 0);
+		run_until(&loop, &ndone, i + 1);
+	}
+	assert_string_equal(chan_circuit_state(c), "closed");
+	assert_int_equal(chan_free_slots(c), 1);
+	stop_all(&loop, c, 1);
+	config_free(cfg);
+}
+
+static void test_breaker_open_probe(void **state)
+{
+	(void)state;
+	capture_begin();
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct script sc;
+	struct config *cfg;
+	struct chan *c = script_chan(&loop, &sc, "breaker.conf",
+	                             "max_inflight = 4\nwindow_initial = 4\nbreaker_failures = 3\n"
+	                             "breaker_probe = 50ms\nbreaker_probe_max = 200ms\n",
+	                             &cfg);
+	struct mini d = {.c = c, .cb = on_done_peek};
+	chan_set_wake(c, mini_wake, &d);
+	struct peek pk = {.c = c};
+	static struct sendctx s[3], q[8];
+	int ndone = 0;
+
+	/* three TEMPFAILs in a row: the window shrinks, then the circuit opens */
+	send_one(c, &s[0], &ndone, on_done);
+	send_one(c, &s[1], &ndone, on_done);
+	send_one(c, &s[2], &ndone, on_done_peek);
+	pk.ms = 25; /* half the probe delay */
+	armed_peek = &pk;
+	script_reply(&sc, 3, CHAN_TEMPFAIL, 0);
+	run_until(&loop, &ndone, 3);
+	assert_null(armed_peek);
+	assert_string_equal(chan_circuit_state(c), "open");
+	assert_int_equal(c->circuit_opens, 1);
+	assert_int_equal(c->probe_wait_ms, 50);
+	assert_int_equal(chan_window(c), 0);
+	assert_int_equal(chan_free_slots(c), 0);
+
+	/* while open, new sends are refused: they wait at the caller */
+	for (int i = 0; i < 8; i++) {
+		mk_msg(&q[i], &ndone, "sms", "+989121234567", NULL, "queued", NULL);
+		d.q[d.tail++] = &q[i];
+	}
+	uint64_t busy = c->busy;
+	mini_pump(&d);
+	assert_int_equal(d.head, 0);
+	assert_int_equal(c->busy, busy + 1);
+	assert_int_equal(sc.n, 3);
+
+	/* the timer half-opens it: the wake hook sends exactly one probe */
+	run_until(&loop, &d.wakes, 1);
+	assert_true(pk.seq > 0 && pk.seq < d.wake_seq[0]);
+	assert_string_equal(pk.state, "open");
+	assert_string_equal(chan_circuit_state(c), "half_open");
+	assert_int_equal(d.head, 1);
+	assert_int_equal(sc.n, 4);
+	assert_int_equal(c->circuit_probes, 1);
+	assert_int_equal(chan_free_slots(c), 0);
+	assert_int_equal(chan_window(c), 1);
+	mini_pump(&d);
+	assert_int_equal(d.head, 1);
+
+	/* a failed probe re-opens it for twice as long, then again (capped) */
+	static const int64_t waits[] = {100, 200, 200};
+	for (int k = 0; k < 3; k++) {
+		/* the probe (q[k]) fails; a peek armed by its report at 3/4 of
+		 * the new wait, later than the last wait, sees the circuit open */
+		armed_peek = &pk;
+		pk.ms = (uint64_t)(waits[k] * 3 / 4);
+		script_reply(&sc, 1, CHAN_TEMPFAIL, 0);
+		run_until(&loop, &ndone, 4 + k);
+		assert_string_equal(chan_circuit_state(c), "open");
+		assert_int_equal(c->probe_backoff_ms, waits[k]);
+		assert_int_equal(c->probe_wait_ms, waits[k]);
+		assert_int_equal(c->circuit_opens, (uint64_t)(2 + k));
+		assert_int_equal(chan_free_slots(c), 0);
+		run_until(&loop, &d.wakes, 2 + k);
+		assert_true(pk.seq > 0 && pk.seq < d.wake_seq[1 + k]);
+		assert_string_equal(pk.state, "open");
+		assert_string_equal(chan_circuit_state(c), "half_open");
+		assert_int_equal(d.head, 2 + k);
+	}
+
+	/* the probe succeeds: closed (already inside the probe's done
+	 * callback), window back to window_initial, and the waiting messages
+	 * go out through the wake hook */
+	seen_chan = c;
+	script_reply(&sc, 1, CHAN_OK, 0);
+	run_until(&loop, &d.wakes, 5);
+	seen_chan = NULL;
+	assert_string_equal(seen_state, "closed");
+	assert_int_equal(seen_free, 4);
+	assert_string_equal(chan_circuit_state(c), "closed");
+	assert_int_equal(c->probe_backoff_ms, 50);
+	assert_int_equal(d.head, 8); /* 4 probes, then the window of 4 */
+	assert_int_equal(script_held(&sc), 4);
+	assert_int_equal(chan_free_slots(c), 0);
+	assert_int_equal(chan_window(c), 4);
+	script_reply(&sc, 4, CHAN_OK, 0);
+	run_until(&loop, &ndone, 11);
+	/* nothing lost: every message reported once, the driver saw each once */
+	for (int i = 0; i < 8; i++) {
+		assert_int_equal(q[i].done, 1);
+		assert_int_equal(q[i].r.status, i < 3 ? CHAN_TEMPFAIL : CHAN_OK);
+		assert_ptr_equal(sc.s[3 + i].m, &q[i].m);
+	}
+	assert_int_equal(sc.n, 11);
+	assert_int_equal(c->circuit_opens, 4);
+	assert_int_equal(c->circuit_probes, 4);
+	peek_close(&pk);
+	stop_all(&loop, c, 1);
+	config_free(cfg);
+
+	/* one line per change: warning when opening, notice when closing */
+	char *log = capture_end();
+	assert_non_null(log);
+	assert_int_equal(count_lines(log, "circuit=open"), 4);
+	assert_int_equal(count_lines(log, "circuit=closed"), 1);
+	assert_int_equal(count_lines(log,
+	                             "level=warning sub=chan chan=sms circuit=open from=closed "
+	                             "why=tempfails tempfails=3 probe_in_ms=50"),
+	                 1);
+	assert_int_equal(count_lines(log, "from=half_open why=probe_failed"), 3);
+	assert_int_equal(count_lines(log, "level=notice sub=chan chan=sms circuit=closed "
+	                                  "from=half_open why=probe_ok"),
+	                 1);
+	free(log);
+}
+
+static void test_breaker_retry_after(void **state)
+{
+	(void)state;
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct script sc;
+	struct config *cfg;
+	struct chan *c = script_chan(&loop, &sc, "breaker.conf",
+	                             "max_inflight = 2\nwindow_initial = 1\nbreaker_failures = 2\n"
+	                             "breaker_probe = 50ms\nbreaker_probe_max = 300ms\n",
+	                             &cfg);
+	struct mini d = {.c = c, .cb = on_done_peek};
+	chan_set_wake(c, mini_wake, &d);
+	struct peek pk = {.c = c};
+	static struct sendctx s[2], q[4];
+	int ndone = 0;
+	for (int i = 0; i < 4; i++) {
+		mk_msg(&q[i], &ndone, "sms", "+989121234567", NULL, "queued", NULL);
+		d.q[d.tail++] = &q[i];
+	}
+
+	send_one(c, &s[0], &ndone, on_done);
+	script_reply(&sc, 1, CHAN_TEMPFAIL, 0);
+	run_until(&loop, &ndone, 1);
+	assert_string_equal(chan_circuit_state(c), "closed");
+
+	/* the opening TEMPFAIL came from a 429 with retry-after 150 ms: longer
+	 * than breaker_probe, so it wins */
+	send_one(c, &s[1], &ndone, on_done_peek);
+	armed_peek = &pk;
+	pk.ms = 100;
+	script_reply(&sc, 1, CHAN_TEMPFAIL, 150);
+	run_until(&loop, &ndone, 2);
+	assert_string_equal(chan_circuit_state(c), "open");
+	assert_int_equal(c->probe_backoff_ms, 50);
+	assert_int_equal(c->probe_wait_ms, 150);
+	run_until(&loop, &d.wakes, 1);
+	assert_true(pk.seq > 0 && pk.seq < d.wake_seq[0]);
+	assert_string_equal(pk.state, "open"); /* 100 ms in: still waiting */
+	assert_string_equal(chan_circuit_state(c), "half_open");
+	assert_int_equal(d.head, 1);
+
+	/* a retry-after beyond breaker_probe_max is capped there */
+	armed_peek = &pk;
+	pk.ms = 200;
+	script_reply(&sc, 1, CHAN_TEMPFAIL, 10000);
+	run_until(&loop, &ndone, 3);
+	assert_int_equal(c->probe_backoff_ms, 100);
+	assert_int_equal(c->probe_wait_ms, 300);
+	run_until(&loop, &d.wakes, 2);
+	assert_true(pk.seq > 0 && pk.seq < d.wake_seq[1]);
+	assert_string_equal(pk.state, "open");
+	assert_int_equal(d.head, 2);
+
+	/* a shorter retry-after than the backoff changes nothing */
+	script_reply(&sc, 1, CHAN_TEMPFAIL, 20);
+	run_until(&loop, &ndone, 4);
+	assert_string_equal(chan_circuit_state(c), "open");
+	assert_int_equal(c->probe_backoff_ms, 200);
+	assert_int_equal(c->probe_wait_ms, 200);
+	assert_int_equal(c->circuit_opens, 3);
+
+	/* stopping while open: the probe timer closes with the rest */
+	peek_close(&pk);
+	stop_all(&loop, c, 1);
+	config_free(cfg);
+	assert_int_equal(d.head, 2); /* the rest still wait at the caller */
+}
+
+static void test_breaker_stragglers(void **state)
+{
+	(void)state;
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct script sc;
+	struct config *cfg;
+	struct chan *c = script_chan(&loop, &sc, "breaker.conf",
+	                             "max_inflight = 4\nwindow_initial = 4\nbreaker_failures = 2\n"
+	                             "breaker_probe = 50ms\nbreaker_probe_max = 1s\n",
+	                             &cfg);
+	struct mini d = {.c = c};
+	chan_set_wake(c, mini_wake, &d);
+	static struct sendctx s[6], q[3];
+	int ndone = 0;
+
+	/* four in flight; two fail: open, the other two are still out */
+	for (int i = 0; i < 4; i++)
+		send_one(c, &s[i], &ndone, on_done);
+	script_reply(&sc, 2, CHAN_TEMPFAIL, 0);
+	run_until(&loop, &ndone, 2);
+	assert_string_equal(chan_circuit_state(c), "open");
+	int64_t at = c->probe_at;
+
+	/* a straggler's retry-after pushes the probe back; no new open */
+	script_reply(&sc, 1, CHAN_TEMPFAIL, 500);
+	run_until(&loop, &ndone, 3);
+	assert_string_equal(chan_circuit_state(c), "open");
+	assert_true(c->probe_at > at);
+	assert_int_equal(c->circuit_opens, 1);
+
+	/* a straggler's OK: the provider answers, the circuit closes */
+	script_reply(&sc, 1, CHAN_OK, 0);
+	run_until(&loop, &ndone, 4);
+	assert_string_equal(chan_circuit_state(c), "closed");
+	assert_false(uv_is_active((uv_handle_t *)&c->probe_timer));
+	assert_int_equal(chan_window(c), 4);
+	assert_int_equal(d.wakes, 1);
+	assert_int_equal(c->circuit_probes, 0);
+
+	/* open again; the probe ends in PERMFAIL (about the message): still
+	 * half-open, and the next send is the probe */
+	send_one(c, &s[4], &ndone, on_done);
+	send_one(c, &s[5], &ndone, on_done);
+	script_reply(&sc, 2, CHAN_TEMPFAIL, 0);
+	run_until(&loop, &ndone, 6);
+	assert_string_equal(chan_circuit_state(c), "open");
+	for (int i = 0; i < 3; i++) {
+		mk_msg(&q[i], &ndone, "sms", "+989121234567", NULL, "queued", NULL);
+		d.q[d.tail++] = &q[i];
+	}
+	run_until(&loop, &d.wakes, 2);
+	assert_string_equal(chan_circuit_state(c), "half_open");
+	assert_int_equal(d.head, 1);
+	script_reply(&sc, 1, CHAN_PERMFAIL, 0);
+	run_until(&loop, &ndone, 7);
+	assert_int_equal(q[0].r.status, CHAN_PERMFAIL);
+	assert_string_equal(chan_circuit_state(c), "half_open");
+	assert_int_equal(d.wakes, 3);
+	assert_int_equal(d.head, 2);
+	assert_int_equal(c->circuit_probes, 2);
+	assert_int_equal(chan_free_slots(c), 0);
+
+	script_reply(&sc, 1, CHAN_OK, 0);
+	run_until(&loop, &ndone, 8);
+	assert_string_equal(chan_circuit_state(c), "closed");
+	assert_int_equal(d.head, 3);
+	script_reply(&sc, 1, CHAN_OK, 0);
+	run_until(&loop, &ndone, 9);
+	assert_int_equal(c->circuit_opens, 2);
+	stop_all(&loop, c, 1);
+	config_free(cfg);
+}
+
+static void test_breaker_reconfigure(void **state)
+{
+	(void)state;
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct script sc;
+	struct config *cfg[4];
+	struct cfg_error err;
+	struct chan *c = script_chan(&loop, &sc, "reload-a.conf",
+	                             "max_inflight = 8\nwindow_initial = 8\nbreaker_failures = 2\n"
+	                             "breaker_probe = 1h\nbreaker_probe_max = 1h\n",
+	                             &cfg[0]);
+	static const char *const next[] = {
+	    "max_inflight = 2\nwindow_initial = 2\nbreaker_failures = 5\n"
+	    "breaker_probe = 1h\nbreaker_probe_max = 1h\n",
+	    "max_inflight = 2\nwindow_initial = 2\nbreaker_failures = 5\n"
+	    "breaker_probe = 50ms\nbreaker_probe_max = 100ms\n",
+	    "max_inflight = 2\nwindow_initial = 2\nbreaker_failures = 0\n"
+	    "breaker_probe = 50ms\nbreaker_probe_max = 100ms\n",
+	};
+	for (int i = 0; i < 3; i++) {
+		char text[512];
+		snprintf(text, sizeof text, "[channel.sms]\ndriver = script\n%s", next[i]);
+		char name[32];
+		snprintf(name, sizeof name, "reload-%d.conf", i);
+		cfg[i + 1] = load_cfg(name, text, &err);
+		if (!cfg[i + 1])
+			fail_msg("%s", err.msg);
+	}
+	struct mini d = {.c = c};
+	chan_set_wake(c, mini_wake, &d);
+	static struct sendctx s[8], q[3];
+	int ndone = 0;
+	assert_int_equal(chan_window(c), 8);
+
+	/* a smaller max_inflight clamps the window; breaker_failures 5 */
+	chan_reconfigure(c, config_channel(cfg[1], "sms"));
+	assert_int_equal(chan_window(c), 2);
+	assert_int_equal(chan_free_slots(c), 2);
+	assert_int_equal(c->window_initial, 2);
+	assert_int_equal(c->breaker_failures, 5);
+	for (int i = 0; i < 5; i++) {
+		send_one(c, &s[i], &ndone, on_done);
+		script_reply(&sc, 1, CHAN_TEMPFAIL, 0);
+		run_until(&loop, &ndone, i + 1);
+		assert_string_equal(chan_circuit_state(c), i < 4 ? "closed" : "open");
+	}
+	assert_int_equal(c->probe_wait_ms, 3600000);
+
+	/* a shorter breaker_probe_max shortens the wait under way (else the
+	 * hour would trip run_until's guard) */
+	for (int i = 0; i < 3; i++) {
+		mk_msg(&q[i], &ndone, "sms", "+989121234567", NULL, "queued", NULL);
+		d.q[d.tail++] = &q[i];
+	}
+	chan_reconfigure(c, config_channel(cfg[2], "sms"));
+	assert_string_equal(chan_circuit_state(c), "open");
+	assert_int_equal(c->probe_wait_ms, 100);
+	assert_int_equal(c->probe_backoff_ms, 100);
+	run_until(&loop, &d.wakes, 1);
+	assert_string_equal(chan_circuit_state(c), "half_open");
+	assert_int_equal(d.head, 1);
+	script_reply(&sc, 1, CHAN_TEMPFAIL, 0);
+	run_until(&loop, &ndone, 6);
+	assert_string_equal(chan_circuit_state(c), "open");
+	assert_int_equal(c->probe_wait_ms, 100); /* doubling, capped */
+
+	/* breaker_failures = 0 turns the breaker off: closed at once, and the
+	 * waiting messages go */
+	chan_reconfigure(c, config_channel(cfg[3], "sms"));
+	assert_string_equal(chan_circuit_state(c), "closed");
+	assert_int_equal(d.wakes, 2);
+	assert_int_equal(d.head, 3);
+	assert_int_equal(chan_window(c), 2);
+	script_reply(&sc, 2, CHAN_OK, 0);
+	run_until(&loop, &ndone, 8);
+	assert_int_equal(q[1].r.status, CHAN_OK);
+	assert_int_equal(q[2].r.status, CHAN_OK);
+	stop_all(&loop, c, 1);
+	for (int i = 0; i < 4; i++)
+		config_free(cfg[i]);
 }
 
 /* ---- registry and configuration --------------------------------------- */
@@ -849,7 +1681,8 @@ static void test_outbox(void **state)
 	char conf[2048], odir[320];
 	snprintf(odir, sizeof odir, "%s/outbox", tmpdir);
 	snprintf(conf, sizeof conf,
-	         "[outbox]\ndir = %s\n\n[channel.sms]\ndriver = outbox\nmax_inflight = 64\n\n"
+	         "[outbox]\ndir = %s\n\n[channel.sms]\ndriver = outbox\nmax_inflight = 64\n"
+	         "window_initial = 64\n\n"
 	         "[channel.email]\ndriver = outbox\nfsync = yes\nfrom = Club <club@example.org>\n",
 	         odir);
 
@@ -1074,7 +1907,7 @@ static void webhook_run(struct wh_case *k)
 	char conf[4096];
 	snprintf(conf, sizeof conf,
 	         "[channel.chat]\ndriver = webhook\nurl = http://127.0.0.1:%d%s\n"
-	         "timeout = 400ms\nmax_inflight = 32\n%s",
+	         "timeout = 400ms\nmax_inflight = 32\nwindow_initial = 32\n%s",
 	         k->port ? k->port : sink_port, k->path, k->extra ? k->extra : "");
 	if (!k->no_secret && (!k->extra || !strstr(k->extra, "secret_file"))) {
 		size_t l = strlen(conf);
@@ -1377,6 +2210,12 @@ int main(void)
 	    cmocka_unit_test(test_never_synchronous),
 	    cmocka_unit_test(test_rate_fifo),
 	    cmocka_unit_test(test_stop),
+	    cmocka_unit_test(test_window),
+	    cmocka_unit_test(test_breaker_config),
+	    cmocka_unit_test_teardown(test_breaker_open_probe, capture_teardown),
+	    cmocka_unit_test(test_breaker_retry_after),
+	    cmocka_unit_test(test_breaker_stragglers),
+	    cmocka_unit_test(test_breaker_reconfigure),
 	    cmocka_unit_test(test_registry_and_config),
 	    cmocka_unit_test(test_msg_json),
 	    cmocka_unit_test(test_outbox),

@@ -388,7 +388,7 @@ static void rig_open(struct rig *g, const char *extra, const char *keyfile, int 
 	snprintf(conf, sizeof conf,
 	         "[channel.sms]\nprovider = kavenegar\n\n"
 	         "[provider.kavenegar]\ndriver = kavenegar\nbase_url = http://127.0.0.1:%d/\n"
-	         "api_key_file = %s\ntimeout = %s\nmax_inflight = 32\n%s",
+	         "api_key_file = %s\ntimeout = %s\nmax_inflight = 32\nwindow_initial = 32\n%s",
 	         port ? port : fake_port, keyfile ? keyfile : key_path, timeout ? timeout : "2s",
 	         extra ? extra : "sender = 10004346\n");
 	struct cfg_error err;

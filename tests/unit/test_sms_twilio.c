@@ -395,7 +395,7 @@ static void twilio_run(struct tcase *t)
 	         "[provider.twilio-us]\ndriver = twilio\nbase_url = http://127.0.0.1:%d/\n"
 	         "account_sid = %s\nauth_token_file = %s\n%s\n"
 	         "status_callback = https://clubd.example/v1/dlr/twilio\n"
-	         "timeout = %s\nmax_inflight = 16\n%s",
+	         "timeout = %s\nmax_inflight = 16\nwindow_initial = 16\n%s",
 	         t->port ? t->port : fake_port, SID, t->tok ? t->tok : tok_path,
 	         t->sender ? t->sender : "from = +15017122661", t->timeout ? t->timeout : "2s",
 	         t->extra ? t->extra : "");
