@@ -366,7 +366,8 @@ static void kannel_run(struct kcase *k)
 	char conf[4096];
 	snprintf(conf, sizeof conf,
 	         "[channel.sms]\ndriver = kannel\nurl = http://127.0.0.1:%d/cgi-bin/sendsms\n"
-	         "username = clubd\npassword_file = %s\ntimeout = %s\nmax_inflight = 16\nwindow_initial = 16\n%s",
+	         "username = clubd\npassword_file = %s\ntimeout = %s\nmax_inflight = "
+	         "16\nwindow_initial = 16\n%s",
 	         k->port ? k->port : fake_port, k->pw ? k->pw : pw_path,
 	         k->timeout ? k->timeout : "2s", k->extra ? k->extra : "");
 	struct cfg_error err;
