@@ -44,7 +44,7 @@ CLUBCTL_SRC := $(wildcard tools/clubctl/*.c)
 CLUBCTL_OBJ := $(CLUBCTL_SRC:%.c=$(B)/%.o) $(B)/daemon/util.o $(B)/daemon/text.o
 
 .PHONY: all run check check-unit check-integration check-style asan bench install deps clean fuzz
-all: $(B)/clubd $(B)/clubctl $(UNIT_BIN) $(TOOL_BIN)
+all: $(B)/clubd $(B)/clubctl $(B)/clubd-draw-verify $(UNIT_BIN) $(TOOL_BIN)
 
 V ?= 0
 ifeq ($(V),0)
@@ -85,6 +85,15 @@ $(B)/tools/clubctl/%.o: tools/clubctl/%.c
 $(B)/clubctl: $(CLUBCTL_OBJ)
 	$(E) "  LINK  $@"
 	$(Q)$(CC) $(OPT) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs libcurl jansson) -lm
+
+$(B)/tools/draw-verify.o: tools/draw-verify.c
+	@mkdir -p $(dir $@)
+	$(E) "  CC    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/clubd-draw-verify: $(B)/tools/draw-verify.o $(B)/daemon/draw.o $(B)/daemon/util.o
+	$(E) "  LINK  $@"
+	$(Q)$(CC) $(OPT) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs libcrypto)
 
 $(B)/tests/%: tests/unit/%.c $(B)/libclubd.a
 	@mkdir -p $(dir $@)
@@ -128,13 +137,14 @@ check-style:
 bench: all
 	sh bench/run
 
-install: $(B)/clubd $(B)/clubctl
+install: $(B)/clubd $(B)/clubctl $(B)/clubd-draw-verify
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/clubd \
 		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 0755 $(B)/clubd $(DESTDIR)$(SBINDIR)/clubd
 	install -m 0755 $(B)/clubctl $(DESTDIR)$(BINDIR)/clubctl
+	install -m 0755 $(B)/clubd-draw-verify $(DESTDIR)$(BINDIR)/clubd-draw-verify
 	install -m 0644 man/clubctl.1 $(DESTDIR)$(MANDIR)/man1/clubctl.1
 	install -m 0644 man/clubd.conf.5 $(DESTDIR)$(MANDIR)/man5/clubd.conf.5
 	install -m 0644 man/clubd.8 $(DESTDIR)$(MANDIR)/man8/clubd.8
