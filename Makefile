@@ -2,7 +2,9 @@
 #   make            build build/clubd (and clubctl when it lands)
 #   make run        install missing packages, start a private redis-server and clubd
 #   make check      install missing packages, build with -Werror, unit + integration
-#                   tests, then the same suite under ASan+UBSan; ends with "N passed, N failed"
+#                   tests, then the same suite under ASan+UBSan, a short fuzz run;
+#                   ends with "N passed, N failed"
+#   make fuzz       the libFuzzer targets in tests/fuzz/ (FUZZ_SECONDS each, clang)
 #   make check-style  clang-format check and banned functions
 #   make asan       the sanitizer build in build-asan/
 #   make bench      the benchmarks in bench/ (figures go to docs/benchmarks.md)
@@ -120,6 +122,7 @@ check: deps
 	sh tests/run-suite $(B)
 	$(MAKE) asan
 	sh tests/run-suite build-asan
+	$(MAKE) fuzz FUZZ_SECONDS=20
 	sh tests/summary build/.results build-asan/.results
 
 check-unit: all
@@ -133,6 +136,24 @@ asan:
 
 check-style:
 	sh tools/check-style
+
+# libFuzzer targets (clang): every tests/fuzz/fuzz_NAME.c runs FUZZ_SECONDS from its seeds.
+FUZZ_SECONDS ?= 30
+FUZZ_SRC := daemon/template.c daemon/jalali.c daemon/tz.c daemon/util.c daemon/text.c daemon/log.c
+fuzz:
+	@mkdir -p build/fuzz
+	@for f in tests/fuzz/fuzz_*.c; do \
+		n=$$(basename $$f .c); \
+		echo "  FUZZ  $$n ($(FUZZ_SECONDS)s)"; \
+		clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+			-D_GNU_SOURCE -iquote daemon $$f $(FUZZ_SRC) \
+			$$(pkg-config --cflags --libs jansson icu-uc icu-i18n) -o build/fuzz/$$n || exit 1; \
+		mkdir -p build/fuzz/corpus-$$n; \
+		build/fuzz/$$n build/fuzz/corpus-$$n tests/fuzz/corpus/$${n#fuzz_} \
+			-max_total_time=$(FUZZ_SECONDS) -timeout=10 -artifact_prefix=build/fuzz/ \
+			-print_final_stats=1 2>build/fuzz/$$n.log || { tail -40 build/fuzz/$$n.log; exit 1; }; \
+		grep -E "stat::number_of_executed_units" build/fuzz/$$n.log; \
+	done
 
 bench: all
 	sh bench/run
