@@ -198,10 +198,13 @@ def test_clubctl_status(fx):
     d = fx.clubd(r_srv)
     c = Ctl(fx, d.port, role=None)  # the health routes need no token
     r = c.run("status", want=0)
-    for key in ("server", "health", "ready", "redis", "in flight", "outcomes"):
+    for key in ("server", "health", "ready", "redis", "in flight", "outcomes", "queues"):
         check(re.search(r"^%s\s" % key, r.out, re.M), "status lacks %r:\n%s" % (key, r.out))
     check(re.search(r"^redis\s+main up, reader up$", r.out, re.M), "redis line: %r" % r)
-    check("CHANNEL" in r.out and re.search(r"^sms\s+\d+\s+\d+\s+\d+\s+\d+$", r.out, re.M),
+    check(re.search(r"^queues\s+scheduled \d+, ready \d+, pending \d+, dead letters \d+$",
+                    r.out, re.M), "queues line: %r" % r.out)
+    check("CHANNEL" in r.out and
+          re.search(r"^sms\s+\d+\s+\d+\s+\d+\s+\d+\s+closed$", r.out, re.M),
           "channel table: %r" % r)
 
     # send one so the counters move, then read them back in --json

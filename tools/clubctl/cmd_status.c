@@ -149,6 +149,23 @@ static double metric(const json_t *samples, const char *name, const char *lk, co
 	return found ? sum : -1;
 }
 
+/* The state label of clubd_channel_circuit{channel=ch} whose value is 1, or "-". */
+static const char *circuit_of(const json_t *samples, const char *ch)
+{
+	size_t i;
+	json_t *s;
+	json_array_foreach(samples, i, s)
+	{
+		const json_t *l = json_object_get(s, "labels");
+		if (strcmp(ctl_jstr(s, "name"), "clubd_channel_circuit") != 0 ||
+		    !ctl_jstr(l, "channel") || strcmp(ctl_jstr(l, "channel"), ch) != 0 ||
+		    json_number_value(json_object_get(s, "value")) != 1)
+			continue;
+		return ctl_jstr(l, "state") ? ctl_jstr(l, "state") : "-";
+	}
+	return "-";
+}
+
 static json_t *num_or_null(double v)
 {
 	return v < 0 ? json_null() : json_integer((json_int_t)llround(v));
@@ -218,6 +235,10 @@ static int run_status(struct ctl *c, const struct ctl_args *a)
 	double supp = metric(samples, "clubd_messages_total", "result", "suppressed");
 	double retried = metric(samples, "clubd_messages_total", "result", "retried");
 	double expired = metric(samples, "clubd_messages_total", "result", "expired");
+	double q_sched = metric(samples, "clubd_queue_scheduled", NULL, NULL);
+	double q_ready = metric(samples, "clubd_queue_ready", NULL, NULL);
+	double q_pend = metric(samples, "clubd_queue_pending", NULL, NULL);
+	double q_dead = metric(samples, "clubd_dead_letters", NULL, NULL);
 	json_t *conns = label_values(samples, "clubd_redis_up", "conn");
 	json_t *chans = label_values(samples, "clubd_channel_sends_total", "channel");
 	int redis_up = json_array_size(conns) > 0;
@@ -248,6 +269,10 @@ static int run_status(struct ctl *c, const struct ctl_args *a)
 		json_object_set_new(sum, "suppressed", num_or_null(supp));
 		json_object_set_new(sum, "retried", num_or_null(retried));
 		json_object_set_new(sum, "expired", num_or_null(expired));
+		json_object_set_new(sum, "queue_scheduled", num_or_null(q_sched));
+		json_object_set_new(sum, "queue_ready", num_or_null(q_ready));
+		json_object_set_new(sum, "queue_pending", num_or_null(q_pend));
+		json_object_set_new(sum, "dead_letters", num_or_null(q_dead));
 		json_object_set_new(doc, "summary", sum);
 		json_object_set_new(doc, "metrics", json_incref(samples));
 		ctl_print_json(doc);
@@ -295,11 +320,23 @@ static int run_status(struct ctl *c, const struct ctl_args *a)
 		free(n3);
 		free(n4);
 		free(n5);
+		buf_reset(&b);
+		n1 = num_text(q_sched);
+		n2 = num_text(q_ready);
+		n3 = num_text(q_pend);
+		n4 = num_text(q_dead);
+		buf_printf(&b, "scheduled %s, ready %s, pending %s, dead letters %s", n1, n2, n3,
+		           n4);
+		out_kv(stdout, w, "queues", b.p);
+		free(n1);
+		free(n2);
+		free(n3);
+		free(n4);
 		buf_free(&b);
 		if (json_array_size(chans) > 0) {
-			static const char *const head[] = {"CHANNEL", "OK", "TEMPFAIL", "PERMFAIL",
-			                                   "IN FLIGHT"};
-			struct out_table *tb = out_table_new(head, 5);
+			static const char *const head[] = {"CHANNEL",  "OK",        "TEMPFAIL",
+			                                   "PERMFAIL", "IN FLIGHT", "CIRCUIT"};
+			struct out_table *tb = out_table_new(head, 6);
 			for (int col = 1; col < 5; col++)
 				out_table_align(tb, col, OUT_RIGHT);
 			json_array_foreach(chans, i, e)
@@ -328,7 +365,7 @@ static int run_status(struct ctl *c, const struct ctl_args *a)
 				char *c1 = num_text(ok), *c2 = num_text(tf), *c3 = num_text(pf);
 				char *c4 = num_text(
 				    metric(samples, "clubd_channel_inflight", "channel", ch));
-				const char *row[] = {ch, c1, c2, c3, c4};
+				const char *row[] = {ch, c1, c2, c3, c4, circuit_of(samples, ch)};
 				out_table_add(tb, row);
 				free(c1);
 				free(c2);
