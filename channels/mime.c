@@ -22,6 +22,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "text.h"
+
 #define EW_MAX      75 /* RFC 2047: an encoded word is at most 75 characters */
 #define EW_OVERHEAD 12 /* "=?UTF-8?B?" + "?=" */
 #define URI_MAX     900
@@ -31,32 +33,13 @@ static const char hexup[] = "0123456789ABCDEF";
 
 /* ---- character classes ------------------------------------------------- */
 
-/* Length of the well-formed UTF-8 sequence at s (n bytes left), or 0. */
+/* Length of the well-formed UTF-8 sequence at s (n bytes left), or 0
+ * (text.c's strict decoder: no overlongs, surrogates or > U+10FFFF). */
 static size_t u8_len(const unsigned char *s, size_t n)
 {
-	if (s[0] < 0x80)
-		return 1;
-	size_t len;
-	uint32_t cp, min;
-	if ((s[0] & 0xe0) == 0xc0) {
-		len = 2, cp = s[0] & 0x1f, min = 0x80;
-	} else if ((s[0] & 0xf0) == 0xe0) {
-		len = 3, cp = s[0] & 0x0f, min = 0x800;
-	} else if ((s[0] & 0xf8) == 0xf0) {
-		len = 4, cp = s[0] & 0x07, min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
+	uint32_t cp;
+	int l = utf8_decode((const char *)s, n, &cp);
+	return l > 0 ? (size_t)l : 0;
 }
 
 static int utf8_ok(const char *s, size_t n)

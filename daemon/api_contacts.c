@@ -297,22 +297,6 @@ static int contact_pairs(const json_t *o, int patch, int allow_id, const struct 
 	return 0;
 }
 
-int api_reply_redis_failure(struct api_req *rq, const redisReply *rep)
-{
-	if (!rep) {
-		api_reply_error(rq, 503, "unavailable", NULL,
-		                "the store is unavailable; nothing was written, retry later");
-		return 1;
-	}
-	if (rep->type == REDIS_REPLY_ERROR) {
-		log_err("api", "redis error path=%s error=%s", log_q(api_path(rq)),
-		        log_q(rep->str));
-		api_reply_error(rq, 503, "unavailable", NULL, "the store refused the request");
-		return 1;
-	}
-	return 0;
-}
-
 /* Write results -------------------------------------------------------- */
 
 struct write_ctx {
@@ -365,16 +349,6 @@ static void contact_write(struct api_req *rq, const char *mode, const char *id, 
 	argv_free(&a);
 }
 
-static int store_ready(struct api_req *rq)
-{
-	struct app *app = api_app(rq);
-	if (redis_is_up(app->redis))
-		return 1;
-	api_reply_error(rq, 503, "unavailable", NULL,
-	                "the store is unavailable; nothing was written, retry later");
-	return 0;
-}
-
 static void h_create(struct api_req *rq)
 {
 	struct app *app = api_app(rq);
@@ -386,7 +360,7 @@ static void h_create(struct api_req *rq)
 		argv_free(&pairs);
 		return;
 	}
-	if (store_ready(rq)) {
+	if (api_store_ready(rq)) {
 		char id[ID_LEN + 1];
 		id_new(id, now_ms());
 		contact_write(rq, "create", id, &pairs, 201);
@@ -410,7 +384,7 @@ static void h_patch(struct api_req *rq)
 		argv_free(&pairs);
 		return;
 	}
-	if (store_ready(rq))
+	if (api_store_ready(rq))
 		contact_write(rq, "patch", id, &pairs, 200);
 	argv_free(&pairs);
 }
@@ -436,7 +410,7 @@ static void h_get(struct api_req *rq)
 		api_reply_error(rq, 404, "not_found", NULL, "no such contact");
 		return;
 	}
-	if (!store_ready(rq))
+	if (!api_store_ready(rq))
 		return;
 	api_hold(rq);
 	store_contact_get(app->st, id, on_got, rq);
@@ -463,7 +437,7 @@ static void h_delete(struct api_req *rq)
 		api_reply_error(rq, 404, "not_found", NULL, "no such contact");
 		return;
 	}
-	if (!store_ready(rq))
+	if (!api_store_ready(rq))
 		return;
 	api_hold(rq);
 	store_contact_delete(app->st, id, on_deleted, rq);
@@ -550,7 +524,7 @@ static void h_list(struct api_req *rq)
 			api_reply_error(rq, 400, "invalid_field", "address", "%s", why);
 			return;
 		}
-		if (!store_ready(rq))
+		if (!api_store_ready(rq))
 			return;
 		api_hold(rq);
 		store_contact_lookup(app->st, chan, out, on_lookup, rq);
@@ -567,7 +541,7 @@ static void h_list(struct api_req *rq)
 		api_reply_error(rq, 400, "invalid_field", "cursor", "not a cursor from this API");
 		return;
 	}
-	if (!store_ready(rq))
+	if (!api_store_ready(rq))
 		return;
 	api_hold(rq);
 	store_contact_list(app->st, cursor, (int)limit, on_listed, rq);

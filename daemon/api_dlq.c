@@ -30,15 +30,6 @@ static int entry_valid(const char *s)
 	return p != q && *p == '\0';
 }
 
-static int store_ready(struct api_req *rq)
-{
-	struct app *app = api_app(rq);
-	if (redis_is_up(app->redis))
-		return 1;
-	api_reply_error(rq, 503, "unavailable", NULL, "the store is unavailable; retry later");
-	return 0;
-}
-
 static void on_listed(struct redis *r, redisReply *rep, void *arg)
 {
 	(void)r;
@@ -86,7 +77,7 @@ static void h_list(struct api_req *rq)
 		api_reply_error(rq, 400, "invalid_field", "cursor", "not a cursor from this API");
 		return;
 	}
-	if (!store_ready(rq))
+	if (!api_store_ready(rq))
 		return;
 	api_set_data(rq, (void *)(intptr_t)limit, NULL);
 	api_hold(rq);
@@ -126,7 +117,7 @@ static void h_retry(struct api_req *rq)
 		api_reply_error(rq, 404, "not_found", NULL, "no such dead letter");
 		return;
 	}
-	if (!store_ready(rq))
+	if (!api_store_ready(rq))
 		return;
 	int64_t now = now_ms();
 	struct argv a;
@@ -160,7 +151,7 @@ static void h_drop(struct api_req *rq)
 		api_reply_error(rq, 404, "not_found", NULL, "no such dead letter");
 		return;
 	}
-	if (!store_ready(rq))
+	if (!api_store_ready(rq))
 		return;
 	api_hold(rq);
 	store_dlq_delete(app->st, entry, on_dropped, rq);

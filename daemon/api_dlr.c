@@ -103,10 +103,8 @@ static void report(struct api_req *rq, const char *provider, const char *id, con
 		api_reply_raw(rq, 200, "text/plain; charset=utf-8", "OK\n", 3);
 		return;
 	}
-	if (!redis_is_up(app->redis)) {
-		api_reply_error(rq, 503, "unavailable", NULL, "the store is unavailable; retry");
+	if (!api_store_ready(rq))
 		return;
-	}
 	char c[64];
 	clean_code(code, c, sizeof c);
 	struct argv a;

@@ -249,11 +249,8 @@ static void h_create(struct api_req *rq)
 		}
 		snprintf(idem_key, sizeof idem_key, "%s:%s", api_token_name(rq), idem);
 	}
-	if (!redis_is_up(app->redis)) {
-		api_reply_error(rq, 503, "unavailable", NULL,
-		                "the store is unavailable; nothing was written, retry later");
+	if (!api_store_ready(rq))
 		return;
-	}
 
 	struct create_ctx *c = xcalloc(1, sizeof *c);
 	c->rq = rq;
@@ -316,10 +313,8 @@ static void h_get(struct api_req *rq)
 		api_reply_error(rq, 404, "not_found", NULL, "no such message");
 		return;
 	}
-	if (!redis_is_up(app->redis)) {
-		api_reply_error(rq, 503, "unavailable", NULL, "the store is unavailable");
+	if (!api_store_ready(rq))
 		return;
-	}
 	api_hold(rq);
 	store_msg_get(app->st, id, on_got, rq);
 }
@@ -360,10 +355,8 @@ static void h_cancel(struct api_req *rq)
 		api_reply_error(rq, 404, "not_found", NULL, "no such message");
 		return;
 	}
-	if (!redis_is_up(app->redis)) {
-		api_reply_error(rq, 503, "unavailable", NULL, "the store is unavailable");
+	if (!api_store_ready(rq))
 		return;
-	}
 	struct argv a;
 	argv_init(&a);
 	argv_addll(&a, 9); /* one item of 9 arguments */

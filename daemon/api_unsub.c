@@ -108,10 +108,8 @@ static void post_end(struct api_req *rq)
 	struct app *app = api_app(rq);
 	if (api_replied(rq))
 		return;
-	if (!redis_is_up(app->redis)) {
-		api_reply_error(rq, 503, "unavailable", NULL, "the store is unavailable; retry");
+	if (!api_store_ready(rq))
 		return;
-	}
 	struct argv a;
 	argv_init(&a);
 	argv_add(&a, api_query(rq, "m"));

@@ -51,5 +51,7 @@ extern const size_t api_unsub_nroutes;
 /* Shared by handlers: answer 503 when Redis did not answer (rep NULL) or an
  * error reply came back; returns 1 when it answered. */
 int api_reply_redis_failure(struct api_req *rq, const redisReply *rep);
+/* 1 when Redis is up; else answers 503 unavailable and returns 0. */
+int api_store_ready(struct api_req *rq);
 
 #endif
