@@ -359,7 +359,8 @@ static void h_cancel(struct api_req *rq)
 		return;
 	struct argv a;
 	argv_init(&a);
-	argv_addll(&a, 9); /* one item of 9 arguments */
+	int ttl = app->cfg->sched_retention_ms > 0;
+	argv_addll(&a, ttl ? 11 : 9); /* one item */
 	argv_add(&a, id);
 	argv_addll(&a, now_ms());
 	argv_add(&a, ""); /* from any state the table allows */
@@ -369,6 +370,10 @@ static void h_cancel(struct api_req *rq)
 	argv_addll(&a, app->cfg->contacts_timeline_max);
 	argv_addll(&a, 0);
 	argv_add(&a, STORE_GROUP);
+	if (ttl) {
+		argv_add(&a, "!ttl");
+		argv_addll(&a, (app->cfg->sched_retention_ms + 999) / 1000);
+	}
 	api_hold(rq);
 	store_eval(app->st, SCRIPT_MSG_SETTLE, &a, on_cancelled, rq);
 	argv_free(&a);

@@ -265,6 +265,8 @@ const struct cfg_opt cfg_options[] = {
         NULL, "work claimed by an instance and idle this long is taken over (XAUTOCLAIM)"),
     OPT("sched", "reclaim_interval", CFG_DURATION, sched_reclaim_interval_ms, "5s", 100, 1 * HR, 0,
         NULL, "how often abandoned work is looked for"),
+    OPT("sched", "retention", CFG_DURATION, sched_retention_ms, "30d", 0, 3650 * DAY, 1, NULL,
+        "how long a message record and its history are kept after it ended (0 = forever)"),
 
     OPT("dispatch", "max_inflight", CFG_INT, dispatch_max_inflight, "512", 1, 100000, 1, NULL,
         "messages claimed and not yet settled, all channels together"),

@@ -83,6 +83,7 @@ struct config {
 	int64_t sched_message_ttl_ms;  /* default expiry after creation */
 	int64_t sched_reclaim_idle_ms; /* XAUTOCLAIM min idle */
 	int64_t sched_reclaim_interval_ms;
+	int64_t sched_retention_ms; /* keep ended messages this long; 0 = forever */
 
 	/* [dispatch] */
 	int dispatch_max_inflight;         /* messages claimed and not yet settled */

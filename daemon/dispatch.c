@@ -189,6 +189,10 @@ static void settle_prepare(struct job *j, const char *to, const char *reason, in
 	argv_addll(a, d->cfg->contacts_timeline_max);
 	argv_addll(a, due);
 	argv_add(a, STORE_GROUP);
+	if (d->cfg->sched_retention_ms > 0) {
+		argv_add(a, "!ttl");
+		argv_addll(a, (d->cfg->sched_retention_ms + 999) / 1000);
+	}
 	j->outcome = to;
 }
 

@@ -4,7 +4,8 @@
 --       due (ms, for 'scheduled'), group, then field/value pairs to store.
 --       The pair ('!revoke', channel) is not stored: it withdraws the contact's consent for
 --       that channel (a chat bot blocked by the user, ...).  ('!await', channel) puts a sent
---       message in that channel's await set for delivery status polling.
+--       message in that channel's await set for delivery status polling.  ('!ttl', seconds)
+--       lets an ended message and its history expire after that long (retention).
 -- Returns one result per item, in order:
 --       {'ok', from} | {'conflict', current} | {'gone'} | {'bad_transition', current}.
 local P = ARGV[1]
@@ -16,6 +17,8 @@ local allowed = {
   sent = {delivered = 1, failed = 1},
 }
 
+local final = {sent = 1, delivered = 1, failed = 1, suppressed = 1, expired = 1, cancelled = 1}
+
 local function settle(a, n)
   local id, now, from, to, owner, reason = a[1], a[2], a[3], a[4], a[5], a[6]
   local mk = P .. 'm:' .. id
@@ -25,12 +28,14 @@ local function settle(a, n)
   if from ~= '' and st ~= from then return {'conflict', st} end
   if owner ~= '' and f[2] ~= owner then return {'conflict', st} end
   if not (allowed[st] and allowed[st][to]) then return {'bad_transition', st} end
-  local fields, revoke, await = {'state', to, 'updated', now}, nil, nil
+  local fields, revoke, await, ttl = {'state', to, 'updated', now}, nil, nil, 0
   for i = 10, n - 1, 2 do
     if a[i] == '!revoke' then
       revoke = a[i + 1]
     elseif a[i] == '!await' then
       await = a[i + 1]
+    elseif a[i] == '!ttl' then
+      ttl = tonumber(a[i + 1]) or 0
     else
       fields[#fields + 1] = a[i]; fields[#fields + 1] = a[i + 1]
     end
@@ -104,6 +109,11 @@ local function settle(a, n)
   if f[5] and tlmax > 0 and to ~= 'scheduled' and to ~= 'sending' then
     redis.call('XADD', P .. 'tl:' .. f[5], 'MAXLEN', '~', tlmax, '*', 'type', 'message',
                'm', id, 'state', to, 'reason', reason)
+  end
+  if ttl > 0 and final[to] then
+    -- retention: an ended message and its history go after ttl seconds
+    redis.call('EXPIRE', mk, ttl)
+    redis.call('EXPIRE', P .. 'mh:' .. id, ttl)
   end
   return {'ok', st}
 end
