@@ -97,10 +97,10 @@ $(B)/clubd-draw-verify: $(B)/tools/draw-verify.o $(B)/daemon/draw.o $(B)/daemon/
 	$(E) "  LINK  $@"
 	$(Q)$(CC) $(OPT) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs libcrypto)
 
-$(B)/tests/%: tests/unit/%.c $(B)/libclubd.a
+$(UNIT_BIN): $(B)/tests/%: tests/unit/%.c $(B)/tests/unit/testlib.o $(B)/libclubd.a
 	@mkdir -p $(dir $@)
 	$(E) "  TEST  $@"
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libclubd.a $(LDFLAGS) $(LDLIBS) $(CMOCKA_LIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/tests/unit/testlib.o $(B)/libclubd.a $(LDFLAGS) $(LDLIBS) $(CMOCKA_LIBS)
 
 $(B)/bench/%: bench/%.c $(B)/libclubd.a
 	@mkdir -p $(dir $@)

@@ -35,6 +35,7 @@
 #include "sms_drivers.h"
 #include "sms_providers.h"
 #include "log.h"
+#include "text.h"
 #include "util.h"
 
 /* The registry: later drivers add one row here (and an extern in channel.h). */
@@ -726,32 +727,13 @@ void chan_rfc3339_ms(int64_t ms, char *out, size_t n)
 	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)rem);
 }
 
-/* Length of the well-formed UTF-8 sequence at s (n bytes left), or 0. */
+/* Length of the well-formed UTF-8 sequence at s (n bytes left), or 0
+ * (text.c's strict decoder: no overlongs, surrogates or > U+10FFFF). */
 static size_t utf8_seq(const unsigned char *s, size_t n)
 {
-	if (s[0] < 0x80)
-		return 1;
-	size_t len;
-	uint32_t cp, min;
-	if ((s[0] & 0xe0) == 0xc0) {
-		len = 2, cp = s[0] & 0x1f, min = 0x80;
-	} else if ((s[0] & 0xf0) == 0xe0) {
-		len = 3, cp = s[0] & 0x0f, min = 0x800;
-	} else if ((s[0] & 0xf8) == 0xf0) {
-		len = 4, cp = s[0] & 0x07, min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
+	uint32_t cp;
+	int l = utf8_decode((const char *)s, n, &cp);
+	return l > 0 ? (size_t)l : 0;
 }
 
 /* A JSON string from possibly-invalid UTF-8 (bad bytes become U+FFFD). */

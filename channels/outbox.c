@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "mime.h"
 #include "log.h"
 #include "util.h"
 
@@ -49,6 +50,7 @@ struct outbox {
 	char *dir;  /* base directory */
 	char *path; /* DIR/<channel>.jsonl, or the Maildir DIR/email */
 	char *from;
+	char from_name[256], from_addr[256]; /* from, split for the MIME builder */
 	int maildir;
 	int fsync;
 	char host[64];
@@ -97,6 +99,12 @@ static int outbox_configure(struct chan *c, struct cfg_error *err)
 			}
 		if (!*from) {
 			cfg_error_set(err, sec, "from", "is empty");
+			return -1;
+		}
+		if (mime_split_mailbox(from, ob->from_name, sizeof ob->from_name, ob->from_addr,
+		                       sizeof ob->from_addr) < 0) {
+			cfg_error_set(err, sec, "from",
+			              "not a mailbox like: clubd <clubd@example.com>");
 			return -1;
 		}
 		ob->from = xstrdup(from);
@@ -164,186 +172,30 @@ static int outbox_start(struct chan *c, uv_loop_t *loop)
 
 /* ---- building messages (loop thread) ---------------------------------- */
 
-static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static void b64_put(struct buf *b, const unsigned char *in, size_t n)
-{
-	char q[4];
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16;
-		if (i + 1 < n)
-			v |= (uint32_t)in[i + 1] << 8;
-		if (i + 2 < n)
-			v |= in[i + 2];
-		q[0] = b64chars[(v >> 18) & 63];
-		q[1] = b64chars[(v >> 12) & 63];
-		q[2] = i + 1 < n ? b64chars[(v >> 6) & 63] : '=';
-		q[3] = i + 2 < n ? b64chars[v & 63] : '=';
-		buf_append(b, q, 4);
-	}
-}
-
-/* A base64 body with CRLF-terminated lines of at most 76 characters. */
-static void b64_body(struct buf *b, const char *s)
-{
-	size_t n = strlen(s);
-	/* 57 input bytes make exactly 76 output characters. */
-	for (size_t i = 0; i < n; i += 57) {
-		b64_put(b, (const unsigned char *)s + i, n - i < 57 ? n - i : 57);
-		buf_puts(b, "\r\n");
-	}
-}
-
-/* Bytes in the UTF-8 sequence starting at s (1 for a stray byte). */
-static size_t utf8_step(const unsigned char *s, size_t left)
-{
-	size_t l = 1;
-	if (s[0] >= 0xf0 && s[0] < 0xf8)
-		l = 4;
-	else if (s[0] >= 0xe0)
-		l = 3;
-	else if (s[0] >= 0xc0)
-		l = 2;
-	if (l > left)
-		return 1;
-	for (size_t i = 1; i < l; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 1;
-	return l;
-}
-
-/*
- * "Name: value\r\n"; a value that is not short printable ASCII becomes
- * RFC 2047 B encoded-words (each <= 75 chars, lines <= 76), split between
- * UTF-8 characters and folded with CRLF SPACE.
- */
-static void header_2047(struct buf *b, const char *name, const char *v)
-{
-	size_t n = strlen(v), col = strlen(name) + 2;
-	int plain = col + n <= 78 && !strstr(v, "=?");
-	for (size_t i = 0; i < n && plain; i++)
-		if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] > 0x7e)
-			plain = 0;
-	buf_printf(b, "%s: ", name);
-	if (plain) {
-		buf_puts(b, v);
-		buf_puts(b, "\r\n");
-		return;
-	}
-	const unsigned char *s = (const unsigned char *)v;
-	size_t i = 0;
-	do {
-		size_t b64max = (76 - col - 12) / 4 * 4; /* "=?UTF-8?B?" + "?=" */
-		size_t rawmax = b64max / 4 * 3;
-		size_t take = 0;
-		while (i + take < n) {
-			size_t l = utf8_step(s + i + take, n - i - take);
-			if (take + l > rawmax)
-				break;
-			take += l;
-		}
-		if (i > 0)
-			buf_puts(b, "\r\n ");
-		buf_puts(b, "=?UTF-8?B?");
-		b64_put(b, s + i, take);
-		buf_puts(b, "?=");
-		i += take;
-		col = 1;
-	} while (i < n);
-	buf_puts(b, "\r\n");
-}
-
-static int has_ctl(const char *s, int allow_tab)
-{
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if ((ch < 0x20 && !(allow_tab && ch == '\t')) || ch == 0x7f)
-			return 1;
-	}
-	return 0;
-}
-
-static void rfc5322_date(struct buf *b, int64_t ms)
-{
-	static const char *const wd[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-	static const char *const mo[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-	                                 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	buf_printf(b, "Date: %s, %02d %s %04d %02d:%02d:%02d +0000\r\n", wd[tm.tm_wday], tm.tm_mday,
-	           mo[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
-/* A text part: canonical CRLF line ends (RFC 2045 6.8), then base64. */
-static void mime_part(struct buf *b, const char *type, const char *body)
-{
-	struct buf canon;
-	buf_init(&canon, 0);
-	for (const char *p = body; *p; p++) {
-		if (*p == '\r' || *p == '\n') {
-			buf_append(&canon, "\r\n", 2);
-			if (*p == '\r' && p[1] == '\n')
-				p++;
-		} else {
-			buf_append(&canon, p, 1);
-		}
-	}
-	buf_printf(b, "Content-Type: %s; charset=UTF-8\r\n", type);
-	buf_puts(b, "Content-Transfer-Encoding: base64\r\n\r\n");
-	b64_body(b, canon.p ? canon.p : "");
-	buf_free(&canon);
-}
-
-/* The RFC 5322 message, or a refusal reason (PERMFAIL). */
+/* The RFC 5322 message through the one MIME builder (mime.c), or a refusal
+ * reason (PERMFAIL). */
 static int build_email(const struct outbox *ob, const struct chan_msg *m, struct buf *b,
                        char *reason, size_t rn)
 {
+	struct mime_msg mm = {
+	    .from_name = ob->from_name,
+	    .from_addr = ob->from_addr,
+	    .to_addr = m->to,
+	    .subject = m->subject,
+	    .text = m->text,
+	    .html = m->html,
+	    .msg_id = m->id,
+	    .id_domain = "clubd", /* a local outbox has no sending domain of its own */
+	    .date_ms = now_ms(),
+	};
+	struct mime_out mo = {0};
 	if (!m->to || !*m->to) {
 		snprintf(reason, rn, "no address");
 		return -1;
 	}
-	if (strpbrk(m->to, "\r\n")) {
-		snprintf(reason, rn, "address contains CR or LF");
+	if (mime_build(&mm, b, &mo) < 0) {
+		snprintf(reason, rn, "%s", mo.why ? mo.why : "refused by the MIME builder");
 		return -1;
-	}
-	if (has_ctl(m->to, 0)) {
-		snprintf(reason, rn, "address contains control characters");
-		return -1;
-	}
-	if (m->subject && strpbrk(m->subject, "\r\n")) {
-		snprintf(reason, rn, "subject contains CR or LF");
-		return -1;
-	}
-	if (!m->id || !*m->id || strlen(m->id) > 100 || strpbrk(m->id, " \t<>@()[],;:\\\"") ||
-	    has_ctl(m->id, 0)) {
-		snprintf(reason, rn, "message id unusable in Message-ID");
-		return -1;
-	}
-	buf_printf(b, "From: %s\r\n", ob->from);
-	buf_printf(b, "To: %s\r\n", m->to);
-	if (m->subject)
-		header_2047(b, "Subject", m->subject);
-	rfc5322_date(b, now_ms());
-	buf_printf(b, "Message-ID: <%s@clubd>\r\n", m->id);
-	buf_puts(b, "MIME-Version: 1.0\r\n");
-	if (m->text && m->html) {
-		unsigned char r[12];
-		char hex[25], boundary[48];
-		random_bytes(r, sizeof r);
-		hex_encode(r, sizeof r, hex);
-		snprintf(boundary, sizeof boundary, "=_clubd_%s", hex);
-		buf_printf(b, "Content-Type: multipart/alternative; boundary=\"%s\"\r\n\r\n",
-		           boundary);
-		buf_printf(b, "--%s\r\n", boundary);
-		mime_part(b, "text/plain", m->text);
-		buf_printf(b, "--%s\r\n", boundary);
-		mime_part(b, "text/html", m->html);
-		buf_printf(b, "--%s--\r\n", boundary);
-	} else if (m->html) {
-		mime_part(b, "text/html", m->html);
-	} else {
-		mime_part(b, "text/plain", m->text ? m->text : "");
 	}
 	return 0;
 }

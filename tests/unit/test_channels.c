@@ -12,11 +12,7 @@
  * with uv_loop_close() == 0.  No assertion depends on elapsed time.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,9 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <dirent.h>
 
@@ -39,6 +33,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "testlib.h"
 #include "util.h"
 
 static char tmpdir[256];
@@ -48,153 +43,25 @@ static int sink_port;
 
 /* ---- small helpers ----------------------------------------------------- */
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
-static void write_text(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	assert_int_equal(fclose(f), 0);
-}
-
 static char *read_text(const char *path, size_t *len)
 {
-	FILE *f = fopen(path, "rb");
-	assert_non_null(f);
-	struct buf b;
-	buf_init(&b, 0);
-	char tmp[4096];
-	size_t n;
-	while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
-		buf_append(&b, tmp, n);
-	fclose(f);
-	if (len)
-		*len = b.len;
-	return buf_steal(&b);
+	char *s = tl_read_file(path, len);
+	assert_non_null(s);
+	return s;
 }
 
 static struct config *load_cfg(const char *name, const char *text, struct cfg_error *err)
 {
-	char path[512];
-	snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-	write_text(path, text);
-	struct config *c = NULL;
-	memset(err, 0, sizeof *err);
-	if (config_load(path, &c, err) < 0)
-		return NULL;
-	return c;
+	return tl_load_config(tmpdir, name, text, err);
 }
 
-struct until {
-	const int *count;
-	int want;
-	int fired;
-};
-
-static void guard_cb(uv_timer_t *t)
-{
-	struct until *u = t->data;
-	u->fired = 1;
-	uv_stop(t->loop);
-}
-
-/* Before each poll: stop once satisfied, so the poll does not block. */
-static void until_prepare(uv_prepare_t *p)
-{
-	struct until *u = p->data;
-	if (*u->count >= u->want)
-		uv_stop(p->loop);
-}
-
-/* Run the loop until *count >= want; a 30 s guard only catches hangs. */
-static void run_until(uv_loop_t *loop, const int *count, int want)
-{
-	struct until u = {.count = count, .want = want};
-	uv_timer_t g;
-	uv_prepare_t p;
-	uv_timer_init(loop, &g);
-	g.data = &u;
-	uv_timer_start(&g, guard_cb, 30000, 0);
-	uv_prepare_init(loop, &p);
-	p.data = &u;
-	uv_prepare_start(&p, until_prepare);
-	while (*count < want && !u.fired)
-		uv_run(loop, UV_RUN_DEFAULT);
-	uv_close((uv_handle_t *)&g, NULL);
-	uv_close((uv_handle_t *)&p, NULL);
-	uv_run(loop, UV_RUN_NOWAIT);
-	assert_false(u.fired);
-}
-
-/* Run until nothing is left, bounded; then the loop must close cleanly. */
-static void finish_loop(uv_loop_t *loop)
-{
-	for (int i = 0; i < 1000 && uv_loop_alive(loop); i++)
-		uv_run(loop, UV_RUN_NOWAIT);
-	assert_int_equal(uv_loop_close(loop), 0);
-}
-
-static void on_stopped(void *arg)
-{
-	(*(int *)arg)++;
-}
-
-static void stop_all(uv_loop_t *loop, struct chan *chans, size_t n)
-{
-	int st = 0;
-	chan_stop_all(chans, n, on_stopped, &st);
-	run_until(loop, &st, 1);
-	assert_int_equal(st, 1);
-	chan_free_all(chans, n);
-	finish_loop(loop);
-}
-
-/* One send and its report. */
-struct sendctx {
-	struct chan_msg m;
-	char id[ID_LEN + 1];
-	struct chan_result r;
-	int done;
-	int *counter;
-	int finish_seq;
-};
-
-static int finish_seq;
-
-static void on_done(void *arg, const struct chan_result *r)
-{
-	struct sendctx *s = arg;
-	assert_int_equal(s->done, 0);
-	s->r = *r;
-	s->done = 1;
-	s->finish_seq = ++finish_seq;
-	(*s->counter)++;
-}
-
-static void mk_msg(struct sendctx *s, int *counter, const char *channel, const char *to,
+/* A message with a subject and html; the rest as tl_send_init makes it. */
+static void mk_msg(struct tl_send *s, int *counter, const char *channel, const char *to,
                    const char *subject, const char *text, const char *html)
 {
-	memset(s, 0, sizeof *s);
-	id_new(s->id, now_ms());
-	s->m.id = s->id;
-	s->m.channel = channel;
-	s->m.category = "transactional";
-	s->m.contact_id = "c-42";
-	s->m.to = to;
-	s->m.lang = "fa";
+	tl_send_init(s, counter, channel, to, text);
 	s->m.subject = subject;
-	s->m.text = text;
 	s->m.html = html;
-	s->m.attempt = 1;
-	s->m.created_ms = 1700000000123;
-	s->counter = counter;
 }
 
 /* ---- a fake driver for the wrapper's own logic ------------------------- */
@@ -400,16 +267,16 @@ static void test_max_inflight(void **state)
 	struct fake f = {.mode = FAKE_HOLD};
 	struct cfg_channel cc;
 	struct chan *c = fake_chan(&loop, &f, &cc, 3, 0, 1);
-	struct sendctx s[5];
+	struct tl_send s[5];
 	int ndone = 0;
 	for (int i = 0; i < 5; i++)
 		mk_msg(&s[i], &ndone, "sms", "+989121234567", NULL, "salam", NULL);
 
 	assert_int_equal(chan_free_slots(c), 3);
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(chan_send(c, &s[i].m, on_done, &s[i]), 0);
+		assert_int_equal(chan_send(c, &s[i].m, tl_send_done, &s[i]), 0);
 	assert_int_equal(chan_free_slots(c), 0);
-	assert_int_equal(chan_send(c, &s[3].m, on_done, &s[3]), -EBUSY);
+	assert_int_equal(chan_send(c, &s[3].m, tl_send_done, &s[3]), -EBUSY);
 	assert_int_equal(c->busy, 1);
 	assert_int_equal(f.sends, 3);
 	uv_run(&loop, UV_RUN_NOWAIT);
@@ -420,8 +287,8 @@ static void test_max_inflight(void **state)
 	assert_int_equal(s[1].r.status, CHAN_OK);
 	assert_string_equal(s[1].r.provider_id, "fake-1");
 	assert_int_equal(chan_free_slots(c), 1);
-	assert_int_equal(chan_send(c, &s[3].m, on_done, &s[3]), 0);
-	assert_int_equal(chan_send(c, &s[4].m, on_done, &s[4]), -EBUSY);
+	assert_int_equal(chan_send(c, &s[3].m, tl_send_done, &s[3]), 0);
+	assert_int_equal(chan_send(c, &s[4].m, tl_send_done, &s[4]), -EBUSY);
 
 	/* a smaller window on reload: no new sends until under it */
 	struct cfg_channel cc2 = cc;
@@ -436,7 +303,7 @@ static void test_max_inflight(void **state)
 	assert_int_equal(chan_free_slots(c), 1);
 	assert_int_equal(ndone, 4);
 	assert_int_equal(c->sent_ok, 4);
-	stop_all(&loop, c, 1);
+	tl_stop_all_and_close(&loop, c, 1);
 }
 
 static void test_never_synchronous(void **state)
@@ -447,30 +314,30 @@ static void test_never_synchronous(void **state)
 	struct fake f = {.mode = FAKE_SYNC};
 	struct cfg_channel cc;
 	struct chan *c = fake_chan(&loop, &f, &cc, 4, 0, 1);
-	struct sendctx s[2];
+	struct tl_send s[2];
 	int ndone = 0;
 	mk_msg(&s[0], &ndone, "sms", "+989121234567", NULL, "a", NULL);
 	mk_msg(&s[1], &ndone, "sms", "+989121234567", NULL, "b", NULL);
 
 	/* the driver reports inside send(): deferred */
-	assert_int_equal(chan_send(c, &s[0].m, on_done, &s[0]), 0);
+	assert_int_equal(chan_send(c, &s[0].m, tl_send_done, &s[0]), 0);
 	assert_int_equal(ndone, 0);
 	assert_int_equal(c->inflight, 1);
-	run_until(&loop, &ndone, 1);
+	tl_run_until(&loop, &ndone, 1);
 	assert_int_equal(s[0].r.status, CHAN_OK);
 	assert_int_equal(c->inflight, 0);
 
 	/* the driver fails to start the send: TEMPFAIL, deferred too */
 	f.mode = FAKE_ERR;
-	assert_int_equal(chan_send(c, &s[1].m, on_done, &s[1]), 0);
+	assert_int_equal(chan_send(c, &s[1].m, tl_send_done, &s[1]), 0);
 	assert_int_equal(ndone, 1);
-	run_until(&loop, &ndone, 2);
+	tl_run_until(&loop, &ndone, 2);
 	assert_int_equal(s[1].r.status, CHAN_TEMPFAIL);
 	assert_string_equal(s[1].r.reason, "driver: Input/output error");
 	assert_int_equal(c->sent_ok, 1);
 	assert_int_equal(c->sent_temp, 1);
 	assert_int_equal(c->inflight, 0);
-	stop_all(&loop, c, 1);
+	tl_stop_all_and_close(&loop, c, 1);
 }
 
 static void test_rate_fifo(void **state)
@@ -481,17 +348,17 @@ static void test_rate_fifo(void **state)
 	struct fake f = {.mode = FAKE_ASYNC};
 	struct cfg_channel cc;
 	struct chan *c = fake_chan(&loop, &f, &cc, 10, 50, 2);
-	struct sendctx s[6];
+	struct tl_send s[6];
 	int ndone = 0;
 	for (int i = 0; i < 6; i++) {
 		mk_msg(&s[i], &ndone, "sms", "+989121234567", NULL, "x", NULL);
-		assert_int_equal(chan_send(c, &s[i].m, on_done, &s[i]), 0);
+		assert_int_equal(chan_send(c, &s[i].m, tl_send_done, &s[i]), 0);
 	}
 	/* the burst reached the driver, the rest wait for tokens and count */
 	assert_int_equal(f.sends, 2);
 	assert_int_equal(c->inflight, 6);
 	assert_int_equal(chan_free_slots(c), 4);
-	run_until(&loop, &ndone, 6);
+	tl_run_until(&loop, &ndone, 6);
 	assert_int_equal(f.sends, 6);
 	for (int i = 0; i < 6; i++) {
 		assert_ptr_equal(f.seen[i], &s[i].m); /* FIFO */
@@ -506,11 +373,11 @@ static void test_rate_fifo(void **state)
 	c->tokens = 0;
 	f.mode = FAKE_HOLD;
 	f.sends = 0;
-	struct sendctx t[3];
+	struct tl_send t[3];
 	int n2 = 0;
 	for (int i = 0; i < 3; i++) {
 		mk_msg(&t[i], &n2, "sms", "+989121234567", NULL, "y", NULL);
-		assert_int_equal(chan_send(c, &t[i].m, on_done, &t[i]), 0);
+		assert_int_equal(chan_send(c, &t[i].m, tl_send_done, &t[i]), 0);
 	}
 	assert_int_equal(f.sends, 0);
 	struct cfg_channel fast = cc;
@@ -521,7 +388,7 @@ static void test_rate_fifo(void **state)
 	for (int i = 0; i < 3; i++)
 		fake_complete(&f, i);
 	assert_int_equal(n2, 3);
-	stop_all(&loop, c, 1);
+	tl_stop_all_and_close(&loop, c, 1);
 }
 
 struct stop_check {
@@ -545,11 +412,11 @@ static void test_stop(void **state)
 	struct fake f = {.mode = FAKE_ASYNC};
 	struct cfg_channel cc;
 	struct chan *c = fake_chan(&loop, &f, &cc, 10, 0.001, 1);
-	struct sendctx s[3];
+	struct tl_send s[3];
 	int ndone = 0;
 	for (int i = 0; i < 3; i++) {
 		mk_msg(&s[i], &ndone, "sms", "+989121234567", NULL, "x", NULL);
-		assert_int_equal(chan_send(c, &s[i].m, on_done, &s[i]), 0);
+		assert_int_equal(chan_send(c, &s[i].m, tl_send_done, &s[i]), 0);
 	}
 	assert_int_equal(f.sends, 1);
 
@@ -557,12 +424,12 @@ static void test_stop(void **state)
 	chan_stop_all(c, 1, on_stopped_check, &sc);
 	assert_int_equal(ndone, 0); /* even "shutting down" is deferred */
 	assert_int_equal(chan_free_slots(c), 0);
-	struct sendctx late;
+	struct tl_send late;
 	int nlate = 0;
 	mk_msg(&late, &nlate, "sms", "+989121234567", NULL, "x", NULL);
-	assert_int_equal(chan_send(c, &late.m, on_done, &late), -EBUSY);
+	assert_int_equal(chan_send(c, &late.m, tl_send_done, &late), -EBUSY);
 
-	run_until(&loop, &sc.stopped, 1);
+	tl_run_until(&loop, &sc.stopped, 1);
 	assert_int_equal(sc.done_at_stop, 3);
 	assert_int_equal(s[0].r.status, CHAN_OK);
 	for (int i = 1; i < 3; i++) {
@@ -571,11 +438,11 @@ static void test_stop(void **state)
 	}
 	assert_int_equal(f.sends, 1);
 	chan_free_all(c, 1);
-	finish_loop(&loop);
+	assert_int_equal(tl_loop_finish(&loop), 0);
 
 	/* nothing to stop: the callback still comes, once */
 	int st = 0;
-	chan_stop_all(NULL, 0, on_stopped, &st);
+	chan_stop_all(NULL, 0, tl_on_count, &st);
 	assert_int_equal(st, 1);
 }
 
@@ -719,11 +586,11 @@ static struct chan *script_chan(uv_loop_t *loop, struct script *sc, const char *
  */
 struct mini {
 	struct chan *c;
-	chan_done_cb cb; /* NULL: on_done */
-	struct sendctx *q[64];
+	chan_done_cb cb; /* NULL: tl_send_done */
+	struct tl_send *q[64];
 	int head, tail;
 	int wakes;
-	int wake_seq[8]; /* finish_seq-like order stamps of the first wakes */
+	int wake_seq[8]; /* order_seq stamps of the first wakes */
 };
 
 static int order_seq;
@@ -731,7 +598,8 @@ static int order_seq;
 static void mini_pump(struct mini *d)
 {
 	while (d->head < d->tail) {
-		int r = chan_send(d->c, &d->q[d->head]->m, d->cb ? d->cb : on_done, d->q[d->head]);
+		int r =
+		    chan_send(d->c, &d->q[d->head]->m, d->cb ? d->cb : tl_send_done, d->q[d->head]);
 		if (r == -EBUSY)
 			return;
 		assert_int_equal(r, 0);
@@ -776,7 +644,7 @@ static char seen_state[16];
 
 static void on_done_seen(void *arg, const struct chan_result *r)
 {
-	on_done(arg, r);
+	tl_send_done(arg, r);
 	if (!seen_chan)
 		return;
 	seen_window = chan_window(seen_chan);
@@ -784,7 +652,7 @@ static void on_done_seen(void *arg, const struct chan_result *r)
 	snprintf(seen_state, sizeof seen_state, "%s", chan_circuit_state(seen_chan));
 }
 
-/* on_done, and arm the peek if one is waiting to be armed. */
+/* tl_send_done, and arm the peek if one is waiting to be armed. */
 static void on_done_peek(void *arg, const struct chan_result *r)
 {
 	on_done_seen(arg, r);
@@ -809,7 +677,7 @@ static void peek_close(struct peek *p)
 }
 
 /* Send one message now (it must be accepted). */
-static void send_one(struct chan *c, struct sendctx *s, int *ndone, chan_done_cb cb)
+static void send_one(struct chan *c, struct tl_send *s, int *ndone, chan_done_cb cb)
 {
 	mk_msg(s, ndone, "sms", "+989121234567", NULL, "salam", NULL);
 	assert_int_equal(chan_send(c, &s->m, cb, s), 0);
@@ -830,12 +698,8 @@ static char capture_path[320];
 static void capture_begin(void)
 {
 	snprintf(capture_path, sizeof capture_path, "%s/breaker.log", tmpdir);
-	fflush(stderr);
-	saved_stderr = dup(2);
-	int fd = open(capture_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	assert_true(fd >= 0 && saved_stderr >= 0);
-	dup2(fd, 2);
-	close(fd);
+	saved_stderr = tl_capture_stderr_begin(capture_path, 0);
+	assert_true(saved_stderr >= 0);
 	log_setup(LOG_NOTICE, LOG_FMT_KV);
 }
 
@@ -844,8 +708,7 @@ static char *capture_end(void)
 	log_setup(LOG_WARNING, LOG_FMT_KV);
 	if (saved_stderr < 0)
 		return NULL;
-	dup2(saved_stderr, 2);
-	close(saved_stderr);
+	tl_capture_stderr_end(saved_stderr);
 	saved_stderr = -1;
 	return read_text(capture_path, NULL);
 }
@@ -867,7 +730,7 @@ static void test_window(void **state)
 	struct chan *c = script_chan(&loop, &sc, "window.conf", "max_inflight = 8\n", &cfg);
 	struct mini d = {.c = c};
 	chan_set_wake(c, mini_wake, &d);
-	static struct sendctx s[64];
+	static struct tl_send s[64];
 	int ndone = 0, ns = 0;
 
 	/* slow start: max_inflight / 4, rounded up */
@@ -877,15 +740,15 @@ static void test_window(void **state)
 	assert_int_equal(chan_free_slots(c), 2);
 	seen_chan = c;
 	send_one(c, &s[ns++], &ndone, on_done_seen);
-	send_one(c, &s[ns++], &ndone, on_done);
+	send_one(c, &s[ns++], &ndone, tl_send_done);
 	mk_msg(&s[ns], &ndone, "sms", "+989121234567", NULL, "x", NULL);
-	assert_int_equal(chan_send(c, &s[ns].m, on_done, &s[ns]), -EBUSY);
+	assert_int_equal(chan_send(c, &s[ns].m, tl_send_done, &s[ns]), -EBUSY);
 	assert_int_equal(c->busy, 1);
 	assert_int_equal(sc.n, 2);
 
 	/* each OK opens it by one, and says so */
 	script_reply(&sc, 1, CHAN_OK, 0);
-	run_until(&loop, &ndone, 1);
+	tl_run_until(&loop, &ndone, 1);
 	seen_chan = NULL;
 	assert_int_equal(seen_window, 3);
 	assert_int_equal(seen_free, 2);
@@ -893,32 +756,32 @@ static void test_window(void **state)
 	assert_int_equal(chan_free_slots(c), 2);
 	assert_int_equal(d.wakes, 1);
 	script_reply(&sc, 1, CHAN_OK, 0);
-	run_until(&loop, &ndone, 2);
+	tl_run_until(&loop, &ndone, 2);
 	assert_int_equal(chan_window(c), 4);
 	for (int i = 0; i < 4; i++)
-		send_one(c, &s[ns++], &ndone, on_done);
+		send_one(c, &s[ns++], &ndone, tl_send_done);
 	assert_int_equal(chan_free_slots(c), 0);
 	script_reply(&sc, 4, CHAN_OK, 0);
-	run_until(&loop, &ndone, 6);
+	tl_run_until(&loop, &ndone, 6);
 	assert_int_equal(chan_window(c), 8);
 	assert_int_equal(d.wakes, 6);
 
 	/* ... up to max_inflight and no further */
 	for (int i = 0; i < 8; i++)
-		send_one(c, &s[ns++], &ndone, on_done);
+		send_one(c, &s[ns++], &ndone, tl_send_done);
 	mk_msg(&s[ns], &ndone, "sms", "+989121234567", NULL, "x", NULL);
-	assert_int_equal(chan_send(c, &s[ns].m, on_done, &s[ns]), -EBUSY);
+	assert_int_equal(chan_send(c, &s[ns].m, tl_send_done, &s[ns]), -EBUSY);
 	script_reply(&sc, 8, CHAN_OK, 0);
-	run_until(&loop, &ndone, 14);
+	tl_run_until(&loop, &ndone, 14);
 	assert_int_equal(chan_window(c), 8);
 	assert_int_equal(d.wakes, 6);
 
 	/* TEMPFAIL halves it, down to 1 */
 	static const int halves[] = {4, 2, 1, 1};
 	for (int i = 0; i < 4; i++) {
-		send_one(c, &s[ns++], &ndone, on_done);
+		send_one(c, &s[ns++], &ndone, tl_send_done);
 		script_reply(&sc, 1, CHAN_TEMPFAIL, 0);
-		run_until(&loop, &ndone, 15 + i);
+		tl_run_until(&loop, &ndone, 15 + i);
 		assert_int_equal(chan_window(c), halves[i]);
 		assert_int_equal(chan_free_slots(c), halves[i]);
 	}
@@ -926,25 +789,25 @@ static void test_window(void **state)
 	assert_int_equal(c->tempfails, 4);
 
 	/* PERMFAIL is about the message: nothing changes */
-	send_one(c, &s[ns++], &ndone, on_done);
+	send_one(c, &s[ns++], &ndone, tl_send_done);
 	script_reply(&sc, 1, CHAN_PERMFAIL, 0);
-	run_until(&loop, &ndone, 19);
+	tl_run_until(&loop, &ndone, 19);
 	assert_int_equal(s[ns - 1].r.status, CHAN_PERMFAIL);
 	assert_int_equal(chan_window(c), 1);
 	assert_int_equal(c->tempfails, 4);
 	assert_string_equal(chan_circuit_state(c), "closed");
 
 	/* an OK ends the run of failures and opens the window again */
-	send_one(c, &s[ns++], &ndone, on_done);
+	send_one(c, &s[ns++], &ndone, tl_send_done);
 	script_reply(&sc, 1, CHAN_OK, 0);
-	run_until(&loop, &ndone, 20);
+	tl_run_until(&loop, &ndone, 20);
 	assert_int_equal(chan_window(c), 2);
 	assert_int_equal(c->tempfails, 0);
 	assert_int_equal(c->sent_ok, 15);
 	assert_int_equal(c->sent_temp, 4);
 	assert_int_equal(c->sent_perm, 1);
 	assert_int_equal(c->circuit_opens, 0);
-	stop_all(&loop, c, 1);
+	tl_stop_all_and_close(&loop, c, 1);
 	config_free(cfg);
 
 	/* the default for small max_inflight: at least 1, rounded up */
@@ -960,7 +823,7 @@ static void test_window(void **state)
 		c = script_chan(&loop, &sc, "window.conf", defs[i].keys, &cfg);
 		assert_int_equal(chan_window(c), defs[i].want);
 		assert_int_equal(chan_free_slots(c), defs[i].want);
-		stop_all(&loop, c, 1);
+		tl_stop_all_and_close(&loop, c, 1);
 		config_free(cfg);
 	}
 }
@@ -1006,7 +869,7 @@ static void test_breaker_config(void **state)
 	assert_int_equal(c->breaker_failures, 10);
 	assert_int_equal(c->breaker_probe_ms, 30000);
 	assert_int_equal(c->breaker_probe_max, 600000);
-	stop_all(&loop, c, 1);
+	tl_stop_all_and_close(&loop, c, 1);
 	config_free(cfg);
 	uv_loop_init(&loop);
 	c = script_chan(&loop, &sc, "breaker-ok.conf",
@@ -1018,16 +881,16 @@ static void test_breaker_config(void **state)
 	assert_int_equal(c->breaker_probe_ms, 250);
 	assert_int_equal(c->breaker_probe_max, 120000);
 	/* breaker_failures = 0: it never opens */
-	static struct sendctx s[30];
+	static struct tl_send s[30];
 	int ndone = 0;
 	for (int i = 0; i < 30; i++) {
-		send_one(c, &s[i], &ndone, on_done);
+		send_one(c, &s[i], &ndone, tl_send_done);
 		script_reply(&sc, 1, CHAN_TEMPFAIL, 0);
-		run_until(&loop, &ndone, i + 1);
+		tl_run_until(&loop, &ndone, i + 1);
 	}
 	assert_string_equal(chan_circuit_state(c), "closed");
 	assert_int_equal(chan_free_slots(c), 1);
-	stop_all(&loop, c, 1);
+	tl_stop_all_and_close(&loop, c, 1);
 	config_free(cfg);
 }
 
@@ -1046,17 +909,17 @@ static void test_breaker_open_probe(void **state)
 	struct mini d = {.c = c, .cb = on_done_peek};
 	chan_set_wake(c, mini_wake, &d);
 	struct peek pk = {.c = c};
-	static struct sendctx s[3], q[8];
+	static struct tl_send s[3], q[8];
 	int ndone = 0;
 
 	/* three TEMPFAILs in a row: the window shrinks, then the circuit opens */
-	send_one(c, &s[0], &ndone, on_done);
-	send_one(c, &s[1], &ndone, on_done);
+	send_one(c, &s[0], &ndone, tl_send_done);
+	send_one(c, &s[1], &ndone, tl_send_done);
 	send_one(c, &s[2], &ndone, on_done_peek);
 	pk.ms = 25; /* half the probe delay */
 	armed_peek = &pk;
 	script_reply(&sc, 3, CHAN_TEMPFAIL, 0);
-	run_until(&loop, &ndone, 3);
+	tl_run_until(&loop, &ndone, 3);
 	assert_null(armed_peek);
 	assert_string_equal(chan_circuit_state(c), "open");
 	assert_int_equal(c->circuit_opens, 1);
@@ -1076,7 +939,7 @@ static void test_breaker_open_probe(void **state)
 	assert_int_equal(sc.n, 3);
 
 	/* the timer half-opens it: the wake hook sends exactly one probe */
-	run_until(&loop, &d.wakes, 1);
+	tl_run_until(&loop, &d.wakes, 1);
 	assert_true(pk.seq > 0 && pk.seq < d.wake_seq[0]);
 	assert_string_equal(pk.state, "open");
 	assert_string_equal(chan_circuit_state(c), "half_open");
@@ -1096,13 +959,13 @@ static void test_breaker_open_probe(void **state)
 		armed_peek = &pk;
 		pk.ms = (uint64_t)(waits[k] * 3 / 4);
 		script_reply(&sc, 1, CHAN_TEMPFAIL, 0);
-		run_until(&loop, &ndone, 4 + k);
+		tl_run_until(&loop, &ndone, 4 + k);
 		assert_string_equal(chan_circuit_state(c), "open");
 		assert_int_equal(c->probe_backoff_ms, waits[k]);
 		assert_int_equal(c->probe_wait_ms, waits[k]);
 		assert_int_equal(c->circuit_opens, (uint64_t)(2 + k));
 		assert_int_equal(chan_free_slots(c), 0);
-		run_until(&loop, &d.wakes, 2 + k);
+		tl_run_until(&loop, &d.wakes, 2 + k);
 		assert_true(pk.seq > 0 && pk.seq < d.wake_seq[1 + k]);
 		assert_string_equal(pk.state, "open");
 		assert_string_equal(chan_circuit_state(c), "half_open");
@@ -1114,7 +977,7 @@ static void test_breaker_open_probe(void **state)
 	 * go out through the wake hook */
 	seen_chan = c;
 	script_reply(&sc, 1, CHAN_OK, 0);
-	run_until(&loop, &d.wakes, 5);
+	tl_run_until(&loop, &d.wakes, 5);
 	seen_chan = NULL;
 	assert_string_equal(seen_state, "closed");
 	assert_int_equal(seen_free, 4);
@@ -1125,7 +988,7 @@ static void test_breaker_open_probe(void **state)
 	assert_int_equal(chan_free_slots(c), 0);
 	assert_int_equal(chan_window(c), 4);
 	script_reply(&sc, 4, CHAN_OK, 0);
-	run_until(&loop, &ndone, 11);
+	tl_run_until(&loop, &ndone, 11);
 	/* nothing lost: every message reported once, the driver saw each once */
 	for (int i = 0; i < 8; i++) {
 		assert_int_equal(q[i].done, 1);
@@ -1136,7 +999,7 @@ static void test_breaker_open_probe(void **state)
 	assert_int_equal(c->circuit_opens, 4);
 	assert_int_equal(c->circuit_probes, 4);
 	peek_close(&pk);
-	stop_all(&loop, c, 1);
+	tl_stop_all_and_close(&loop, c, 1);
 	config_free(cfg);
 
 	/* one line per change: warning when opening, notice when closing */
@@ -1169,16 +1032,16 @@ static void test_breaker_retry_after(void **state)
 	struct mini d = {.c = c, .cb = on_done_peek};
 	chan_set_wake(c, mini_wake, &d);
 	struct peek pk = {.c = c};
-	static struct sendctx s[2], q[4];
+	static struct tl_send s[2], q[4];
 	int ndone = 0;
 	for (int i = 0; i < 4; i++) {
 		mk_msg(&q[i], &ndone, "sms", "+989121234567", NULL, "queued", NULL);
 		d.q[d.tail++] = &q[i];
 	}
 
-	send_one(c, &s[0], &ndone, on_done);
+	send_one(c, &s[0], &ndone, tl_send_done);
 	script_reply(&sc, 1, CHAN_TEMPFAIL, 0);
-	run_until(&loop, &ndone, 1);
+	tl_run_until(&loop, &ndone, 1);
 	assert_string_equal(chan_circuit_state(c), "closed");
 
 	/* the opening TEMPFAIL came from a 429 with retry-after 150 ms: longer
@@ -1187,11 +1050,11 @@ static void test_breaker_retry_after(void **state)
 	armed_peek = &pk;
 	pk.ms = 100;
 	script_reply(&sc, 1, CHAN_TEMPFAIL, 150);
-	run_until(&loop, &ndone, 2);
+	tl_run_until(&loop, &ndone, 2);
 	assert_string_equal(chan_circuit_state(c), "open");
 	assert_int_equal(c->probe_backoff_ms, 50);
 	assert_int_equal(c->probe_wait_ms, 150);
-	run_until(&loop, &d.wakes, 1);
+	tl_run_until(&loop, &d.wakes, 1);
 	assert_true(pk.seq > 0 && pk.seq < d.wake_seq[0]);
 	assert_string_equal(pk.state, "open"); /* 100 ms in: still waiting */
 	assert_string_equal(chan_circuit_state(c), "half_open");
@@ -1201,17 +1064,17 @@ static void test_breaker_retry_after(void **state)
 	armed_peek = &pk;
 	pk.ms = 200;
 	script_reply(&sc, 1, CHAN_TEMPFAIL, 10000);
-	run_until(&loop, &ndone, 3);
+	tl_run_until(&loop, &ndone, 3);
 	assert_int_equal(c->probe_backoff_ms, 100);
 	assert_int_equal(c->probe_wait_ms, 300);
-	run_until(&loop, &d.wakes, 2);
+	tl_run_until(&loop, &d.wakes, 2);
 	assert_true(pk.seq > 0 && pk.seq < d.wake_seq[1]);
 	assert_string_equal(pk.state, "open");
 	assert_int_equal(d.head, 2);
 
 	/* a shorter retry-after than the backoff changes nothing */
 	script_reply(&sc, 1, CHAN_TEMPFAIL, 20);
-	run_until(&loop, &ndone, 4);
+	tl_run_until(&loop, &ndone, 4);
 	assert_string_equal(chan_circuit_state(c), "open");
 	assert_int_equal(c->probe_backoff_ms, 200);
 	assert_int_equal(c->probe_wait_ms, 200);
@@ -1219,7 +1082,7 @@ static void test_breaker_retry_after(void **state)
 
 	/* stopping while open: the probe timer closes with the rest */
 	peek_close(&pk);
-	stop_all(&loop, c, 1);
+	tl_stop_all_and_close(&loop, c, 1);
 	config_free(cfg);
 	assert_int_equal(d.head, 2); /* the rest still wait at the caller */
 }
@@ -1237,27 +1100,27 @@ static void test_breaker_stragglers(void **state)
 	                             &cfg);
 	struct mini d = {.c = c};
 	chan_set_wake(c, mini_wake, &d);
-	static struct sendctx s[6], q[3];
+	static struct tl_send s[6], q[3];
 	int ndone = 0;
 
 	/* four in flight; two fail: open, the other two are still out */
 	for (int i = 0; i < 4; i++)
-		send_one(c, &s[i], &ndone, on_done);
+		send_one(c, &s[i], &ndone, tl_send_done);
 	script_reply(&sc, 2, CHAN_TEMPFAIL, 0);
-	run_until(&loop, &ndone, 2);
+	tl_run_until(&loop, &ndone, 2);
 	assert_string_equal(chan_circuit_state(c), "open");
 	int64_t at = c->probe_at;
 
 	/* a straggler's retry-after pushes the probe back; no new open */
 	script_reply(&sc, 1, CHAN_TEMPFAIL, 500);
-	run_until(&loop, &ndone, 3);
+	tl_run_until(&loop, &ndone, 3);
 	assert_string_equal(chan_circuit_state(c), "open");
 	assert_true(c->probe_at > at);
 	assert_int_equal(c->circuit_opens, 1);
 
 	/* a straggler's OK: the provider answers, the circuit closes */
 	script_reply(&sc, 1, CHAN_OK, 0);
-	run_until(&loop, &ndone, 4);
+	tl_run_until(&loop, &ndone, 4);
 	assert_string_equal(chan_circuit_state(c), "closed");
 	assert_false(uv_is_active((uv_handle_t *)&c->probe_timer));
 	assert_int_equal(chan_window(c), 4);
@@ -1266,20 +1129,20 @@ static void test_breaker_stragglers(void **state)
 
 	/* open again; the probe ends in PERMFAIL (about the message): still
 	 * half-open, and the next send is the probe */
-	send_one(c, &s[4], &ndone, on_done);
-	send_one(c, &s[5], &ndone, on_done);
+	send_one(c, &s[4], &ndone, tl_send_done);
+	send_one(c, &s[5], &ndone, tl_send_done);
 	script_reply(&sc, 2, CHAN_TEMPFAIL, 0);
-	run_until(&loop, &ndone, 6);
+	tl_run_until(&loop, &ndone, 6);
 	assert_string_equal(chan_circuit_state(c), "open");
 	for (int i = 0; i < 3; i++) {
 		mk_msg(&q[i], &ndone, "sms", "+989121234567", NULL, "queued", NULL);
 		d.q[d.tail++] = &q[i];
 	}
-	run_until(&loop, &d.wakes, 2);
+	tl_run_until(&loop, &d.wakes, 2);
 	assert_string_equal(chan_circuit_state(c), "half_open");
 	assert_int_equal(d.head, 1);
 	script_reply(&sc, 1, CHAN_PERMFAIL, 0);
-	run_until(&loop, &ndone, 7);
+	tl_run_until(&loop, &ndone, 7);
 	assert_int_equal(q[0].r.status, CHAN_PERMFAIL);
 	assert_string_equal(chan_circuit_state(c), "half_open");
 	assert_int_equal(d.wakes, 3);
@@ -1288,13 +1151,13 @@ static void test_breaker_stragglers(void **state)
 	assert_int_equal(chan_free_slots(c), 0);
 
 	script_reply(&sc, 1, CHAN_OK, 0);
-	run_until(&loop, &ndone, 8);
+	tl_run_until(&loop, &ndone, 8);
 	assert_string_equal(chan_circuit_state(c), "closed");
 	assert_int_equal(d.head, 3);
 	script_reply(&sc, 1, CHAN_OK, 0);
-	run_until(&loop, &ndone, 9);
+	tl_run_until(&loop, &ndone, 9);
 	assert_int_equal(c->circuit_opens, 2);
-	stop_all(&loop, c, 1);
+	tl_stop_all_and_close(&loop, c, 1);
 	config_free(cfg);
 }
 
@@ -1329,7 +1192,7 @@ static void test_breaker_reconfigure(void **state)
 	}
 	struct mini d = {.c = c};
 	chan_set_wake(c, mini_wake, &d);
-	static struct sendctx s[8], q[3];
+	static struct tl_send s[8], q[3];
 	int ndone = 0;
 	assert_int_equal(chan_window(c), 8);
 
@@ -1340,9 +1203,9 @@ static void test_breaker_reconfigure(void **state)
 	assert_int_equal(c->window_initial, 2);
 	assert_int_equal(c->breaker_failures, 5);
 	for (int i = 0; i < 5; i++) {
-		send_one(c, &s[i], &ndone, on_done);
+		send_one(c, &s[i], &ndone, tl_send_done);
 		script_reply(&sc, 1, CHAN_TEMPFAIL, 0);
-		run_until(&loop, &ndone, i + 1);
+		tl_run_until(&loop, &ndone, i + 1);
 		assert_string_equal(chan_circuit_state(c), i < 4 ? "closed" : "open");
 	}
 	assert_int_equal(c->probe_wait_ms, 3600000);
@@ -1357,11 +1220,11 @@ static void test_breaker_reconfigure(void **state)
 	assert_string_equal(chan_circuit_state(c), "open");
 	assert_int_equal(c->probe_wait_ms, 100);
 	assert_int_equal(c->probe_backoff_ms, 100);
-	run_until(&loop, &d.wakes, 1);
+	tl_run_until(&loop, &d.wakes, 1);
 	assert_string_equal(chan_circuit_state(c), "half_open");
 	assert_int_equal(d.head, 1);
 	script_reply(&sc, 1, CHAN_TEMPFAIL, 0);
-	run_until(&loop, &ndone, 6);
+	tl_run_until(&loop, &ndone, 6);
 	assert_string_equal(chan_circuit_state(c), "open");
 	assert_int_equal(c->probe_wait_ms, 100); /* doubling, capped */
 
@@ -1373,10 +1236,10 @@ static void test_breaker_reconfigure(void **state)
 	assert_int_equal(d.head, 3);
 	assert_int_equal(chan_window(c), 2);
 	script_reply(&sc, 2, CHAN_OK, 0);
-	run_until(&loop, &ndone, 8);
+	tl_run_until(&loop, &ndone, 8);
 	assert_int_equal(q[1].r.status, CHAN_OK);
 	assert_int_equal(q[2].r.status, CHAN_OK);
-	stop_all(&loop, c, 1);
+	tl_stop_all_and_close(&loop, c, 1);
 	for (int i = 0; i < 4; i++)
 		config_free(cfg[i]);
 }
@@ -1465,14 +1328,7 @@ static const char fa_subject[] =
     "\xd8\xb1\xd9\x87 \xdb\x8c\xd9\x84\xd8\xaf\xd8\xa7 \xd9\x85\xd8\xa8\xd8\xa7\xd8\xb1\xda\xa9 "
     "\xd8\xa8\xd8\xa7\xd8\xaf \xe2\x80\x94 \xd8\xaa\xd8\xae\xd9\x81\xdb\x8c\xd9\x81 \xdb\xb2\xdb"
     "\xb0\xdb\xaa \xd8\xa8\xd8\xb1\xd8\xa7\xdb\x8c \xd8\xb4\xd9\x85\xd8\xa7 \xf0\x9f\x8e\x89";
-static const char fa_text[] =
-    "\xd8\xb3\xd9\x84\xd8\xa7\xd9\x85\xd8\x8c \xd9\x85\xd8\xb4\xd8\xaa\xd8\xb1\xdb\x8c "
-    "\xda\xaf\xd8\xb1\xd8\xa7\xd9\x85\xdb\x8c! \xd8\xa8\xd8\xa7\xd8\xb4\xda\xaf\xd8\xa7\xd9\x87 "
-    "\xd9\x85\xd8\xa7 \xd8\xa7\xd8\xb2 \xd8\xb4\xd9\x86\xd8\xa8\xd9\x87 \xd8\xaa\xd8\xa7 "
-    "\xd8\xac\xd9\x85\xd8\xb9\xd9\x87 \xd8\xa8\xd8\xa7\xd8\xb2 \xd8\xa7\xd8\xb3\xd8\xaa.\n"
-    "\xda\xa9\xd8\xaf \xd8\xaa\xd8\xae\xd9\x81\xdb\x8c\xd9\x81: YALDA1402 \xe2\x80\x94 "
-    "\xd8\xa8\xd8\xb1\xd8\xa7\xdb\x8c \xd9\x84\xd8\xba\xd9\x88 \xdb\xb1\xdb\xb1 "
-    "\xd8\xb1\xd8\xa7 \xd8\xa8\xd9\x81\xd8\xb1\xd8\xb3\xd8\xaa\xdb\x8c\xd8\xaf.";
+static const char fa_text[] = TL_FA_TEXT;
 
 /* Decode standard base64 (no white space); -1 on bad input. */
 static int b64_decode(const char *in, size_t n, struct buf *out)
@@ -1608,23 +1464,12 @@ static json_t *python_parse_mail(const char *path)
 	         path);
 	FILE *f = popen(cmd, "r");
 	assert_non_null(f);
-	struct buf b;
-	buf_init(&b, 0);
-	char tmp[4096];
-	size_t n;
-	while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
-		buf_append(&b, tmp, n);
+	char *out = tl_read_stream(f, NULL);
 	assert_int_equal(pclose(f), 0);
-	json_t *j = json_loads(b.p ? b.p : "", 0, NULL);
-	buf_free(&b);
+	json_t *j = json_loads(out, 0, NULL);
+	free(out);
 	assert_non_null(j);
 	return j;
-}
-
-static const char *jstr(json_t *o, const char *k)
-{
-	json_t *v = json_object_get(o, k);
-	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
 static char *find_new_file(const char *dir, const char *name)
@@ -1648,7 +1493,7 @@ static int count_dir(const char *dir)
 	return n;
 }
 
-static void outbox_run(const char *conf, int nsms, struct sendctx *sms, struct sendctx *mail,
+static void outbox_run(const char *conf, int nsms, struct tl_send *sms, struct tl_send *mail,
                        int nmail, int *ndone)
 {
 	struct cfg_error err;
@@ -1666,12 +1511,12 @@ static void outbox_run(const char *conf, int nsms, struct sendctx *sms, struct s
 	assert_non_null(cs);
 	assert_non_null(ce);
 	for (int i = 0; i < nsms; i++)
-		assert_int_equal(chan_send(cs, &sms[i].m, on_done, &sms[i]), 0);
+		assert_int_equal(chan_send(cs, &sms[i].m, tl_send_done, &sms[i]), 0);
 	for (int i = 0; i < nmail; i++)
-		assert_int_equal(chan_send(ce, &mail[i].m, on_done, &mail[i]), 0);
+		assert_int_equal(chan_send(ce, &mail[i].m, tl_send_done, &mail[i]), 0);
 	assert_int_equal(*ndone, 0);
-	run_until(&loop, ndone, nsms + nmail);
-	stop_all(&loop, chans, n);
+	tl_run_until(&loop, ndone, nsms + nmail);
+	tl_stop_all_and_close(&loop, chans, n);
 	config_free(cfg);
 }
 
@@ -1687,7 +1532,7 @@ static void test_outbox(void **state)
 	         odir);
 
 	int ndone = 0;
-	static struct sendctx sms[40], mail[4];
+	static struct tl_send sms[40], mail[4];
 	for (int i = 0; i < 30; i++)
 		mk_msg(&sms[i], &ndone, "sms", "+989121234567", NULL, i == 7 ? fa_text : "hi",
 		       NULL);
@@ -1711,18 +1556,18 @@ static void test_outbox(void **state)
 		json_error_t je;
 		json_t *j = json_loads(l, 0, &je);
 		assert_non_null(j);
-		assert_string_equal(jstr(j, "id"), sms[line].id);
-		assert_string_equal(jstr(j, "channel"), "sms");
-		assert_string_equal(jstr(j, "to"), "+989121234567");
-		assert_string_equal(jstr(j, "contact_id"), "c-42");
-		assert_string_equal(jstr(j, "text"), line == 7 ? fa_text : "hi");
+		assert_string_equal(tl_jstr(j, "id"), sms[line].id);
+		assert_string_equal(tl_jstr(j, "channel"), "sms");
+		assert_string_equal(tl_jstr(j, "to"), "+989121234567");
+		assert_string_equal(tl_jstr(j, "contact_id"), "c-42");
+		assert_string_equal(tl_jstr(j, "text"), line == 7 ? fa_text : "hi");
 		assert_true(json_is_null(json_object_get(j, "subject")));
 		assert_true(json_is_null(json_object_get(j, "html")));
 		if (line == 3)
 			assert_true(json_is_null(json_object_get(j, "category")));
 		assert_int_equal(json_integer_value(json_object_get(j, "attempt")), 1);
-		assert_string_equal(jstr(j, "created_at"), "2023-11-14T22:13:20.123Z");
-		const char *sent = jstr(j, "sent_at");
+		assert_string_equal(tl_jstr(j, "created_at"), "2023-11-14T22:13:20.123Z");
+		const char *sent = tl_jstr(j, "sent_at");
 		assert_non_null(sent);
 		assert_int_equal(strlen(sent), 24);
 		assert_int_equal(sent[23], 'Z');
@@ -1748,35 +1593,36 @@ static void test_outbox(void **state)
 	assert_non_null(strchr(mail[0].r.provider_id, '_'));
 	assert_string_not_equal(mail[0].r.provider_id, mail[1].r.provider_id);
 	assert_int_equal(mail[2].r.status, CHAN_PERMFAIL);
-	assert_string_equal(mail[2].r.reason, "subject contains CR or LF");
+	assert_string_equal(mail[2].r.reason,
+	                    "subject contains CR, LF, control characters or invalid UTF-8");
 	assert_int_equal(mail[3].r.status, CHAN_PERMFAIL);
-	assert_string_equal(mail[3].r.reason, "address contains CR or LF");
+	assert_string_equal(mail[3].r.reason, "to address is not a plain addr-spec");
 
 	char *f0 = find_new_file(md, mail[0].r.provider_id);
 	check_maildir_message(f0, fa_subject, fa_text);
 	json_t *j = python_parse_mail(f0);
-	assert_string_equal(jstr(j, "subject"), fa_subject);
-	assert_string_equal(jstr(j, "to"), "maryam@example.org");
-	assert_string_equal(jstr(j, "from"), "Club <club@example.org>");
-	assert_string_equal(jstr(j, "type"), "text/plain");
+	assert_string_equal(tl_jstr(j, "subject"), fa_subject);
+	assert_string_equal(tl_jstr(j, "to"), "maryam@example.org");
+	assert_string_equal(tl_jstr(j, "from"), "Club <club@example.org>");
+	assert_string_equal(tl_jstr(j, "type"), "text/plain");
 	assert_int_equal(json_integer_value(json_object_get(j, "defects")), 0);
-	assert_string_equal(jstr(j, "text"), fa_text); /* CRLF made LF again */
+	assert_string_equal(tl_jstr(j, "text"), fa_text); /* CRLF made LF again */
 	json_decref(j);
 	free(f0);
 
 	char *f1 = find_new_file(md, mail[1].r.provider_id);
 	j = python_parse_mail(f1);
-	assert_string_equal(jstr(j, "subject"), "Your receipt");
-	assert_string_equal(jstr(j, "type"), "multipart/alternative");
+	assert_string_equal(tl_jstr(j, "subject"), "Your receipt");
+	assert_string_equal(tl_jstr(j, "type"), "multipart/alternative");
 	assert_int_equal(json_integer_value(json_object_get(j, "defects")), 0);
-	assert_string_equal(jstr(j, "text"), "plain part");
-	assert_string_equal(jstr(j, "html"), "<p>html part</p>");
+	assert_string_equal(tl_jstr(j, "text"), "plain part");
+	assert_string_equal(tl_jstr(j, "html"), "<p>html part</p>");
 	json_decref(j);
 	free(f1);
 
 	/* a restart appends and keeps counting lines */
 	ndone = 0;
-	static struct sendctx more[2], none[1];
+	static struct tl_send more[2], none[1];
 	mk_msg(&more[0], &ndone, "sms", "+989121234567", NULL, "again", NULL);
 	mk_msg(&more[1], &ndone, "sms", "+989121234567", NULL, "again", NULL);
 	outbox_run(conf, 2, more, none, 0, &ndone);
@@ -1799,7 +1645,7 @@ static void test_outbox_unwritable(void **state)
 	snprintf(p, sizeof p, "%s/sms.jsonl", odir);
 	assert_int_equal(mkdir(p, 0700), 0);
 	int ndone = 0;
-	static struct sendctx s[1], none[1];
+	static struct tl_send s[1], none[1];
 	mk_msg(&s[0], &ndone, "sms", "+989121234567", NULL, "x", NULL);
 	outbox_run(conf, 1, s, none, 0, &ndone);
 	assert_int_equal(s[0].r.status, CHAN_TEMPFAIL);
@@ -1807,7 +1653,7 @@ static void test_outbox_unwritable(void **state)
 
 	/* the directory cannot be created: start fails, stop still works */
 	snprintf(p, sizeof p, "%s/plainfile", tmpdir);
-	write_text(p, "x");
+	tl_write_file(p, "x", 0666);
 	snprintf(conf, sizeof conf,
 	         "[outbox]\ndir = %s/sub\n\n[channel.sms]\ndriver = outbox\n\n"
 	         "[channel.chat]\ndriver = outbox\n",
@@ -1822,7 +1668,7 @@ static void test_outbox_unwritable(void **state)
 	uv_loop_t loop;
 	uv_loop_init(&loop);
 	assert_int_equal(chan_start_all(chans, n, &loop), -ENOTDIR);
-	stop_all(&loop, chans, n);
+	tl_stop_all_and_close(&loop, chans, n);
 	config_free(cfg);
 }
 
@@ -1830,66 +1676,12 @@ static void test_outbox_unwritable(void **state)
 
 static int start_sink(void)
 {
-	static const char *const cands[] = {"tests/fakes/webhook_sink.py",
-	                                    "../../tests/fakes/webhook_sink.py"};
-	char script[PATH_MAX + 64] = "";
-	const char *src = getenv("CLUBD_SRCDIR");
-	if (src)
-		snprintf(script, sizeof script, "%s/tests/fakes/webhook_sink.py", src);
-	for (size_t i = 0; (!script[0] || access(script, R_OK) != 0) && i < ARRAY_SIZE(cands); i++)
-		snprintf(script, sizeof script, "%s", cands[i]);
-	if (access(script, R_OK) != 0) {
-		/* next to the binary: build/tests/test_channels -> ../../tests/fakes */
-		char exe[PATH_MAX];
-		ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-		if (n > 0) {
-			exe[n] = '\0';
-			char *slash = strrchr(exe, '/');
-			if (slash)
-				*slash = '\0';
-			snprintf(script, sizeof script, "%s/../../tests/fakes/webhook_sink.py",
-			         exe);
-		}
-	}
-	if (access(script, R_OK) != 0) {
-		fprintf(stderr, "webhook_sink.py not found (set CLUBD_SRCDIR)\n");
+	char script[PATH_MAX + 64];
+	if (tl_find_fake("webhook_sink.py", script, sizeof script) < 0)
 		return -1;
-	}
-	int fds[2];
-	if (pipe(fds) < 0)
-		return -1;
-	pid_t pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		dup2(fds[1], 1);
-		close(fds[0]);
-		close(fds[1]);
-		execl("/usr/bin/python3", "python3", script, secret_path, (char *)NULL);
-		_exit(127);
-	}
-	close(fds[1]);
-	sink_pid = pid;
-	char line[32];
-	size_t got = 0;
-	while (got < sizeof line - 1) {
-		struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
-		if (poll(&pfd, 1, 20000) <= 0)
-			break;
-		ssize_t r = read(fds[0], line + got, 1);
-		if (r <= 0)
-			break;
-		if (line[got] == '\n')
-			break;
-		got++;
-	}
-	line[got] = '\0';
-	close(fds[0]);
-	int64_t port;
-	if (parse_i64(line, 1, 65535, &port) < 0)
-		return -1;
-	sink_port = (int)port;
-	return 0;
+	const char *argv[] = {TL_PYTHON, script, secret_path, NULL};
+	sink_pid = tl_spawn_fake(argv, &sink_port);
+	return sink_pid > 0 ? 0 : -1;
 }
 
 struct wh_case {
@@ -1899,7 +1691,7 @@ struct wh_case {
 	int nmsg;
 	int sequential; /* one at a time, same channel */
 	int no_secret;  /* do not add the sink's secret_file */
-	struct sendctx s[24];
+	struct tl_send s[24];
 };
 
 static void webhook_run(struct wh_case *k)
@@ -1929,13 +1721,13 @@ static void webhook_run(struct wh_case *k)
 	for (int i = 0; i < nmsg; i++) {
 		mk_msg(&k->s[i], &ndone, "chat", "tg:12345", i ? NULL : "subj", fa_text,
 		       i == 1 ? "<b>x</b>" : NULL);
-		assert_int_equal(chan_send(&chans[0], &k->s[i].m, on_done, &k->s[i]), 0);
+		assert_int_equal(chan_send(&chans[0], &k->s[i].m, tl_send_done, &k->s[i]), 0);
 		assert_int_equal(ndone, i < nmsg && k->sequential ? i : 0);
 		if (k->sequential)
-			run_until(&loop, &ndone, i + 1);
+			tl_run_until(&loop, &ndone, i + 1);
 	}
-	run_until(&loop, &ndone, nmsg);
-	stop_all(&loop, chans, n);
+	tl_run_until(&loop, &ndone, nmsg);
+	tl_stop_all_and_close(&loop, chans, n);
 	config_free(cfg);
 }
 
@@ -1971,7 +1763,7 @@ static void test_webhook_unsigned_and_bad_secret(void **state)
 	/* the wrong secret: the sink's HMAC check refuses it */
 	char other[512];
 	snprintf(other, sizeof other, "%s/other-secret", tmpdir);
-	write_text(other, "not-the-sink-secret\n");
+	tl_write_file(other, "not-the-sink-secret\n", 0666);
 	char extra[600];
 	snprintf(extra, sizeof extra, "secret_file = %s\n", other);
 	struct wh_case bad = {.path = "/ok", .extra = extra};
@@ -2037,12 +1829,9 @@ static void test_webhook_failures(void **state)
 	}
 
 	/* a bound, never listening port: connection refused */
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	socklen_t sl = sizeof sa;
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-	struct wh_case refused = {.path = "/ok", .port = ntohs(sa.sin_port)};
+	int fd;
+	int port = tl_bound_port(&fd);
+	struct wh_case refused = {.path = "/ok", .port = port};
 	webhook_run(&refused);
 	close(fd);
 	assert_int_equal(refused.s[0].r.status, CHAN_TEMPFAIL);
@@ -2111,7 +1900,7 @@ static void test_http_cancel_on_put(void **state)
 	assert_int_equal(p.err, HTTP_E_CANCELLED);
 	assert_string_equal(p.error, "cancelled");
 	assert_int_equal(q.done, 0);
-	finish_loop(&loop);
+	assert_int_equal(tl_loop_finish(&loop), 0);
 
 	/* a wrong scheme fails inside curl, reported later, not from the call */
 	uv_loop_init(&loop);
@@ -2119,11 +1908,11 @@ static void test_http_cancel_on_put(void **state)
 	struct http_req ftp = {.url = "ftp://127.0.0.1/x"};
 	assert_int_equal(http_request(h, &ftp, on_http, &q), 0);
 	assert_int_equal(q.done, 0);
-	run_until(&loop, &q.done, 1);
+	tl_run_until(&loop, &q.done, 1);
 	assert_int_equal(q.status, 0);
 	assert_int_equal(q.err, HTTP_E_TRANSPORT);
 	http_client_put(h);
-	finish_loop(&loop);
+	assert_int_equal(tl_loop_finish(&loop), 0);
 }
 
 static void test_retry_after_parse(void **state)
@@ -2155,16 +1944,16 @@ static void test_retry_after_parse(void **state)
 static void test_msg_json(void **state)
 {
 	(void)state;
-	struct sendctx s;
+	struct tl_send s;
 	int n = 0;
 	mk_msg(&s, &n, "sms", "+98912", NULL, "bad \xff\xfe utf8", NULL);
 	s.m.created_ms = 0;
 	char *j = chan_msg_json(&s.m, 1700000000123);
 	json_t *o = json_loads(j, 0, NULL);
 	assert_non_null(o);
-	assert_string_equal(jstr(o, "text"), "bad \xef\xbf\xbd\xef\xbf\xbd utf8");
+	assert_string_equal(tl_jstr(o, "text"), "bad \xef\xbf\xbd\xef\xbf\xbd utf8");
 	assert_true(json_is_null(json_object_get(o, "created_at")));
-	assert_string_equal(jstr(o, "sent_at"), "2023-11-14T22:13:20.123Z");
+	assert_string_equal(tl_jstr(o, "sent_at"), "2023-11-14T22:13:20.123Z");
 	json_decref(o);
 	free(j);
 	char t[40];
@@ -2179,26 +1968,18 @@ static int group_setup(void **state)
 	(void)state;
 	log_setup(LOG_WARNING, LOG_FMT_KV);
 	signal(SIGPIPE, SIG_IGN);
-	const char *t = getenv("TMPDIR");
-	snprintf(tmpdir, sizeof tmpdir, "%s/clubd-test-channels-XXXXXX", t && *t ? t : "/tmp");
-	if (!mkdtemp(tmpdir))
+	if (tl_mkdtemp(tmpdir, sizeof tmpdir, "channels") < 0)
 		return -1;
 	snprintf(secret_path, sizeof secret_path, "%s/webhook-secret", tmpdir);
-	int fd = open(secret_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || write(fd, "s3cret-\xd9\x85\n", 10) != 10)
-		return -1;
-	close(fd);
+	tl_write_file(secret_path, "s3cret-\xd9\x85\n", 0600);
 	return start_sink();
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	if (sink_pid > 0) {
-		kill(sink_pid, SIGTERM);
-		waitpid(sink_pid, NULL, 0);
-	}
-	nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	tl_kill(sink_pid);
+	tl_rmtree(tmpdir);
 	return 0;
 }
 

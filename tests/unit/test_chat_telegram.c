@@ -13,11 +13,7 @@
  * time; the loop guards only catch hangs.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,9 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -38,6 +31,7 @@
 #include "chat_drivers.h"
 #include "config.h"
 #include "log.h"
+#include "testlib.h"
 #include "util.h"
 
 #define TG_TOKEN    "7654321:AAF-clubdTestTok_en9f3e"
@@ -50,7 +44,6 @@ static char tg_token_path[320], bale_token_path[320], wrong_token_path[320], bad
 static char record_path[320], log_path[320];
 static pid_t fake_pid = -1;
 static int fake_port;
-static int log_fd = -1;
 static int saved_stderr = -1;
 
 static const char fa_text[] = "سلام مریم! سفارش ۱۲۳۴ شما ارسال شد. "
@@ -58,94 +51,17 @@ static const char fa_text[] = "سلام مریم! سفارش ۱۲۳۴ شما ا�
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
-static int write_file(const char *path, const char *text, mode_t mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-	if (fd < 0)
-		return -1;
-	size_t n = strlen(text);
-	int ok = write(fd, text, n) == (ssize_t)n;
-	close(fd);
-	return ok ? 0 : -1;
-}
-
-static char *read_all(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	struct buf b;
-	buf_init(&b, 0);
-	char tmp[4096];
-	size_t n;
-	while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
-		buf_append(&b, tmp, n);
-	fclose(f);
-	if (len)
-		*len = b.len;
-	if (!b.p)
-		return xstrdup("");
-	return buf_steal(&b);
-}
-
 /* stderr (where log lines go) into the log file while a driver runs. */
 static void capture_begin(void)
 {
-	fflush(stderr);
-	saved_stderr = dup(STDERR_FILENO);
+	saved_stderr = tl_capture_stderr_begin(log_path, 1);
 	assert_true(saved_stderr >= 0);
-	assert_int_equal(dup2(log_fd, STDERR_FILENO), STDERR_FILENO);
 }
 
 static void capture_end(void)
 {
-	fflush(stderr);
-	dup2(saved_stderr, STDERR_FILENO);
-	close(saved_stderr);
+	tl_capture_stderr_end(saved_stderr);
 	saved_stderr = -1;
-}
-
-static size_t count_lines(const char *path)
-{
-	size_t len, n = 0;
-	char *s = read_all(path, &len);
-	if (!s)
-		return 0;
-	for (size_t i = 0; i < len; i++)
-		n += s[i] == '\n';
-	free(s);
-	return n;
-}
-
-/* The fake's records after line `skip`, as a JSON array. */
-static json_t *records_since(size_t skip)
-{
-	json_t *arr = json_array();
-	size_t len;
-	char *s = read_all(record_path, &len);
-	if (!s)
-		return arr;
-	char *save = NULL;
-	size_t i = 0;
-	for (char *line = strtok_r(s, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		if (i++ < skip)
-			continue;
-		json_error_t e;
-		json_t *j = json_loads(line, 0, &e);
-		if (!j)
-			fail_msg("bad record line: %s", e.text);
-		json_array_append_new(arr, j);
-	}
-	free(s);
-	return arr;
 }
 
 static int hex_val(char c)
@@ -183,60 +99,6 @@ static json_t *rec_body(json_t *recs, size_t i)
 	return b;
 }
 
-/* ---- the loop ----------------------------------------------------------- */
-
-struct until {
-	const int *count;
-	int want;
-	int fired;
-};
-
-static void guard_cb(uv_timer_t *t)
-{
-	struct until *u = t->data;
-	u->fired = 1;
-	uv_stop(t->loop);
-}
-
-static void until_prepare(uv_prepare_t *p)
-{
-	struct until *u = p->data;
-	if (*u->count >= u->want)
-		uv_stop(p->loop);
-}
-
-/* Run until *count >= want; 0, or -1 when the 30 s hang guard fired. */
-static int run_until(uv_loop_t *loop, const int *count, int want)
-{
-	struct until u = {.count = count, .want = want};
-	uv_timer_t g;
-	uv_prepare_t p;
-	uv_timer_init(loop, &g);
-	g.data = &u;
-	uv_timer_start(&g, guard_cb, 30000, 0);
-	uv_prepare_init(loop, &p);
-	p.data = &u;
-	uv_prepare_start(&p, until_prepare);
-	while (*count < want && !u.fired)
-		uv_run(loop, UV_RUN_DEFAULT);
-	uv_close((uv_handle_t *)&g, NULL);
-	uv_close((uv_handle_t *)&p, NULL);
-	uv_run(loop, UV_RUN_NOWAIT);
-	return u.fired ? -1 : 0;
-}
-
-static int finish_loop(uv_loop_t *loop)
-{
-	for (int i = 0; i < 1000 && uv_loop_alive(loop); i++)
-		uv_run(loop, UV_RUN_NOWAIT);
-	return uv_loop_close(loop);
-}
-
-static void on_count(void *arg)
-{
-	(*(int *)arg)++;
-}
-
 /* ---- configuring the driver --------------------------------------------- */
 
 /*
@@ -253,20 +115,10 @@ static int tg_configure_all(const struct config *cfg, struct chan **out, size_t 
 		return chan_configure_all(cfg, out, n, err);
 	}
 	assert_int_equal(cfg->nchannels, 1);
-	struct chan *c = xcalloc(1, sizeof *c);
-	c->cfg = &cfg->channels[0];
-	assert_string_equal(c->cfg->driver, "telegram");
-	(void)cfg_sec_str(c->cfg->sec, "driver", NULL);
-	c->drv = &chan_telegram_driver;
-	c->root = cfg;
-	int r = c->drv->configure(c, err);
-	c->root = NULL;
-	if (r == 0)
-		r = cfg_sec_check_unused(c->cfg->sec, err);
-	if (r < 0) {
-		chan_free_all(c, 1);
+	assert_string_equal(cfg->channels[0].driver, "telegram");
+	struct chan *c = tl_chan_configure(cfg, cfg->channels[0].name, &chan_telegram_driver, err);
+	if (!c)
 		return -1;
-	}
 	*out = c;
 	*n = 1;
 	return 0;
@@ -274,16 +126,11 @@ static int tg_configure_all(const struct config *cfg, struct chan **out, size_t 
 
 static struct config *load_cfg(const char *text, struct cfg_error *err)
 {
-	char path[512];
-	snprintf(path, sizeof path, "%s/tg.conf", tmpdir);
-	assert_int_equal(write_file(path, text, 0600), 0);
-	struct config *c = NULL;
-	memset(err, 0, sizeof *err);
 	/* config warnings go to the scanned log too */
 	capture_begin();
-	int r = config_load(path, &c, err);
+	struct config *c = tl_load_config(tmpdir, "tg.conf", text, err);
 	capture_end();
-	return r < 0 ? NULL : c;
+	return c;
 }
 
 static void expect_cfg_error(const char *text, const char *want)
@@ -305,23 +152,6 @@ static void expect_cfg_error(const char *text, const char *want)
 
 /* ---- one run: configure, start, send, wait, stop ------------------------- */
 
-struct sendctx {
-	struct chan_msg m;
-	char id[ID_LEN + 1];
-	struct chan_result r;
-	int done;
-	int *counter;
-};
-
-static void on_done(void *arg, const struct chan_result *r)
-{
-	struct sendctx *s = arg;
-	assert_int_equal(s->done, 0);
-	s->r = *r;
-	s->done = 1;
-	(*s->counter)++;
-}
-
 struct tg_case {
 	/* in */
 	const char *base;       /* base_url; NULL: http://127.0.0.1:<fake> */
@@ -333,7 +163,7 @@ struct tg_case {
 	int no_text[MAXN];      /* send a NULL text */
 	int stop_early;         /* stop right after the sends */
 	/* out */
-	struct sendctx s[MAXN];
+	struct tl_send s[MAXN];
 	int ndone;
 	int done_at_stop;
 	json_t *recs;
@@ -353,7 +183,7 @@ static void tg_run(struct tg_case *k)
 	struct config *cfg = load_cfg(conf, &err);
 	if (!cfg)
 		fail_msg("%s", err.msg);
-	size_t skip = count_lines(record_path);
+	size_t skip = tl_count_jsonl(record_path);
 
 	struct chan *chans = NULL;
 	size_t n = 0;
@@ -367,45 +197,37 @@ static void tg_run(struct tg_case *k)
 		rc_start = chan_start_all(chans, n, &loop);
 	if (rc_start == 0) {
 		for (int i = 0; i < k->n; i++) {
-			memset(&k->s[i], 0, sizeof k->s[i]);
-			struct sendctx *s = &k->s[i];
-			id_new(s->id, now_ms());
-			s->m.id = s->id;
-			s->m.channel = "chat";
-			s->m.category = "transactional";
-			s->m.contact_id = "c-42";
-			s->m.to = k->to[i];
-			s->m.lang = "fa";
-			s->m.text = k->no_text[i] ? NULL : k->text[i] ? k->text[i] : fa_text;
-			s->m.attempt = 1;
-			s->m.created_ms = 1700000000123;
-			s->counter = &k->ndone;
-			rc_send[i] = chan_send(&chans[0], &s->m, on_done, s);
+			struct tl_send *s = &k->s[i];
+			tl_send_init(s, &k->ndone, "chat", k->to[i],
+			             k->no_text[i] ? NULL
+			             : k->text[i]  ? k->text[i]
+			                           : fa_text);
+			rc_send[i] = chan_send(&chans[0], &s->m, tl_send_done, s);
 		}
 		/* never from inside send(), even refusals */
 		int sync_done = k->ndone;
 		if (k->stop_early) {
-			chan_stop_all(chans, n, on_count, &stopped);
+			chan_stop_all(chans, n, tl_on_count, &stopped);
 			k->done_at_stop = -1;
-			hung = run_until(&loop, &stopped, 1);
+			hung = tl_loop_until(&loop, &stopped, 1, TL_GUARD_MS);
 			k->done_at_stop = k->ndone;
 		} else {
-			hung = run_until(&loop, &k->ndone, k->n);
+			hung = tl_loop_until(&loop, &k->ndone, k->n, TL_GUARD_MS);
 			if (!hung) {
-				chan_stop_all(chans, n, on_count, &stopped);
-				hung = run_until(&loop, &stopped, 1);
+				chan_stop_all(chans, n, tl_on_count, &stopped);
+				hung = tl_loop_until(&loop, &stopped, 1, TL_GUARD_MS);
 			}
 		}
 		if (!hung) {
 			chan_free_all(chans, n);
-			closed = finish_loop(&loop);
+			closed = tl_loop_finish(&loop);
 		}
 		capture_end();
 		assert_int_equal(sync_done, 0);
 	} else {
 		if (rc_conf == 0)
 			chan_free_all(chans, n);
-		closed = finish_loop(&loop);
+		closed = tl_loop_finish(&loop);
 		capture_end();
 	}
 	if (rc_conf < 0)
@@ -423,7 +245,7 @@ static void tg_run(struct tg_case *k)
 		assert_null(strstr(k->s[i].r.provider_id, "AAF-"));
 	}
 	config_free(cfg);
-	k->recs = records_since(skip);
+	k->recs = tl_read_jsonl(record_path, skip);
 }
 
 static void case_free(struct tg_case *k)
@@ -675,13 +497,10 @@ static void test_temporary(void **state)
 	case_free(&noid);
 
 	/* a bound port nobody listens on: connection refused */
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	socklen_t sl = sizeof sa;
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	int fd;
+	int port = tl_bound_port(&fd);
 	char base[128];
-	snprintf(base, sizeof base, "http://127.0.0.1:%d", ntohs(sa.sin_port));
+	snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
 	struct tg_case refused = {.n = 1, .to = {"1"}, .base = base};
 	tg_run(&refused);
 	close(fd);
@@ -774,7 +593,7 @@ static void test_never_synchronous(void **state)
 	uv_loop_t loop;
 	uv_loop_init(&loop);
 	int ndone = 0, stopped = 0;
-	struct sendctx s[2];
+	struct tl_send s[2];
 	memset(s, 0, sizeof s);
 	const char *to[2] = {"bad id", "31"};
 	capture_begin();
@@ -788,14 +607,14 @@ static void test_never_synchronous(void **state)
 			s[i].m.text = "x";
 			s[i].counter = &ndone;
 		}
-		r0 = chans[0].drv->send(&chans[0], &s[0].m, on_done, &s[0]);
-		r1 = chans[0].drv->send(&chans[0], &s[1].m, on_done, &s[1]);
+		r0 = chans[0].drv->send(&chans[0], &s[0].m, tl_send_done, &s[0]);
+		r1 = chans[0].drv->send(&chans[0], &s[1].m, tl_send_done, &s[1]);
 		sync_done = ndone;
-		hung = run_until(&loop, &ndone, 2);
-		chan_stop_all(chans, n, on_count, &stopped);
-		hung2 = run_until(&loop, &stopped, 1);
+		hung = tl_loop_until(&loop, &ndone, 2, TL_GUARD_MS);
+		chan_stop_all(chans, n, tl_on_count, &stopped);
+		hung2 = tl_loop_until(&loop, &stopped, 1, TL_GUARD_MS);
 		chan_free_all(chans, n);
-		closed = finish_loop(&loop);
+		closed = tl_loop_finish(&loop);
 	}
 	capture_end();
 	assert_int_equal(rs, 0);
@@ -847,7 +666,7 @@ static void test_no_token_in_logs(void **state)
 {
 	(void)state;
 	size_t len;
-	char *logs = read_all(log_path, &len);
+	char *logs = tl_read_file(log_path, &len);
 	assert_non_null(logs);
 	/* the capture worked: the trace and the warnings are there */
 	assert_non_null(strstr(logs, "sub=http"));
@@ -864,72 +683,17 @@ static void test_no_token_in_logs(void **state)
 
 /* ---- setup -------------------------------------------------------------- */
 
-static int find_script(char *out, size_t n)
-{
-	static const char *const cands[] = {"tests/fakes/botapi.py", "../../tests/fakes/botapi.py"};
-	const char *src = getenv("CLUBD_SRCDIR");
-	out[0] = '\0';
-	if (src)
-		snprintf(out, n, "%s/tests/fakes/botapi.py", src);
-	for (size_t i = 0; (!out[0] || access(out, R_OK) != 0) && i < ARRAY_SIZE(cands); i++)
-		snprintf(out, n, "%s", cands[i]);
-	if (access(out, R_OK) != 0) {
-		char exe[PATH_MAX];
-		ssize_t r = readlink("/proc/self/exe", exe, sizeof exe - 1);
-		if (r > 0) {
-			exe[r] = '\0';
-			char *slash = strrchr(exe, '/');
-			if (slash)
-				*slash = '\0';
-			snprintf(out, n, "%s/../../tests/fakes/botapi.py", exe);
-		}
-	}
-	return access(out, R_OK) == 0 ? 0 : -1;
-}
-
 static int start_fake(void)
 {
 	char script[PATH_MAX + 64];
-	if (find_script(script, sizeof script) < 0) {
-		fprintf(stderr, "botapi.py not found (set CLUBD_SRCDIR)\n");
+	if (tl_find_fake("botapi.py", script, sizeof script) < 0)
 		return -1;
-	}
 	char a1[400], a2[400];
 	snprintf(a1, sizeof a1, "=%s", tg_token_path);
 	snprintf(a2, sizeof a2, "/bale=%s", bale_token_path);
-	int fds[2];
-	if (pipe(fds) < 0)
-		return -1;
-	pid_t pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		dup2(fds[1], 1);
-		close(fds[0]);
-		close(fds[1]);
-		execl("/usr/bin/python3", "python3", script, record_path, a1, a2, (char *)NULL);
-		_exit(127);
-	}
-	close(fds[1]);
-	fake_pid = pid;
-	char line[32];
-	size_t got = 0;
-	while (got < sizeof line - 1) {
-		struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
-		if (poll(&pfd, 1, 20000) <= 0)
-			break;
-		ssize_t r = read(fds[0], line + got, 1);
-		if (r <= 0 || line[got] == '\n')
-			break;
-		got++;
-	}
-	line[got] = '\0';
-	close(fds[0]);
-	int64_t port;
-	if (parse_i64(line, 1, 65535, &port) < 0)
-		return -1;
-	fake_port = (int)port;
-	return 0;
+	const char *argv[] = {TL_PYTHON, script, record_path, a1, a2, NULL};
+	fake_pid = tl_spawn_fake(argv, &fake_port);
+	return fake_pid > 0 ? 0 : -1;
 }
 
 static int group_setup(void **state)
@@ -939,9 +703,7 @@ static int group_setup(void **state)
 	/* everything, traces included, so the token scan sees every line */
 	log_setup(LOG_DEBUG, LOG_FMT_KV);
 	log_set_trace("all");
-	const char *t = getenv("TMPDIR");
-	snprintf(tmpdir, sizeof tmpdir, "%s/clubd-test-telegram-XXXXXX", t && *t ? t : "/tmp");
-	if (!mkdtemp(tmpdir))
+	if (tl_mkdtemp(tmpdir, sizeof tmpdir, "telegram") < 0)
 		return -1;
 	snprintf(tg_token_path, sizeof tg_token_path, "%s/tg-token", tmpdir);
 	snprintf(bale_token_path, sizeof bale_token_path, "%s/bale-token", tmpdir);
@@ -949,29 +711,21 @@ static int group_setup(void **state)
 	snprintf(bad_token_path, sizeof bad_token_path, "%s/bad-token", tmpdir);
 	snprintf(record_path, sizeof record_path, "%s/requests.jsonl", tmpdir);
 	snprintf(log_path, sizeof log_path, "%s/driver.log", tmpdir);
-	if (write_file(tg_token_path, TG_TOKEN "\n", 0600) < 0 ||
-	    write_file(bale_token_path, BALE_TOKEN "\r\n", 0600) < 0 ||
-	    write_file(wrong_token_path, WRONG_TOKEN, 0600) < 0 ||
-	    write_file(bad_token_path, "7654321:AAF-x/../y z\n", 0600) < 0 ||
-	    write_file(record_path, "", 0600) < 0)
-		return -1;
-	log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-	if (log_fd < 0)
-		return -1;
+	tl_write_file(tg_token_path, TG_TOKEN "\n", 0600);
+	tl_write_file(bale_token_path, BALE_TOKEN "\r\n", 0600);
+	tl_write_file(wrong_token_path, WRONG_TOKEN, 0600);
+	tl_write_file(bad_token_path, "7654321:AAF-x/../y z\n", 0600);
+	tl_write_file(record_path, "", 0600);
+	tl_write_file(log_path, "", 0600);
 	return start_fake();
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	if (fake_pid > 0) {
-		kill(fake_pid, SIGTERM);
-		waitpid(fake_pid, NULL, 0);
-	}
-	if (log_fd >= 0)
-		close(log_fd);
+	tl_kill(fake_pid);
 	if (!getenv("CLUBD_KEEP_TMP"))
-		nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		tl_rmtree(tmpdir);
 	return 0;
 }
 

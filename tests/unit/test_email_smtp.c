@@ -15,9 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
-#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -27,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <unistd.h>
@@ -41,6 +38,7 @@
 #include "email_drivers.h"
 #include "log.h"
 #include "mime.h"
+#include "testlib.h"
 #include "util.h"
 
 #define PY "/usr/bin/python3"
@@ -58,38 +56,6 @@ static const char *const fa_text = "سلام مریم جان،\nسفارش شم�
 static const char *const fa_name = "باشگاه مشتریان کافه نادری، شعبهٔ مرکزی تهران";
 
 /* ---- helpers ----------------------------------------------------------------- */
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
-static void write_text(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	assert_int_equal(fclose(f), 0);
-	chmod(path, 0600);
-}
-
-static char *read_text(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	struct buf b;
-	buf_init(&b, 0);
-	char tmp[4096];
-	size_t n;
-	while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
-		buf_append(&b, tmp, n);
-	fclose(f);
-	return b.p ? buf_steal(&b) : xstrdup("");
-}
 
 /* Run argv, return its stdout (bounded); exit status in *status. */
 static char *run_capture(char *const argv[], int *status)
@@ -127,28 +93,6 @@ static char *run_capture(char *const argv[], int *status)
 	return b.p ? buf_steal(&b) : xstrdup("");
 }
 
-static void find_script(void)
-{
-	const char *src = getenv("CLUBD_SRCDIR");
-	if (src) {
-		snprintf(script, sizeof script, "%s/tests/fakes/smtp_sink.py", src);
-		if (access(script, R_OK) == 0)
-			return;
-	}
-	snprintf(script, sizeof script, "tests/fakes/smtp_sink.py");
-	if (access(script, R_OK) == 0)
-		return;
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	if (n > 0) {
-		exe[n] = '\0';
-		char *slash = strrchr(exe, '/');
-		if (slash)
-			*slash = '\0';
-		snprintf(script, sizeof script, "%s/../../tests/fakes/smtp_sink.py", exe);
-	}
-}
-
 struct sink {
 	pid_t pid;
 	int port;
@@ -172,8 +116,7 @@ static void sinks_kill_all(void)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(live_sinks); i++)
 		if (live_sinks[i] > 0) {
-			kill(live_sinks[i], SIGTERM);
-			waitpid(live_sinks[i], NULL, 0);
+			tl_kill(live_sinks[i]);
 			live_sinks[i] = 0;
 		}
 }
@@ -198,44 +141,17 @@ static void sink_start(struct sink *s, ...)
 	}
 	va_end(ap);
 	argv[n] = NULL;
-	int fds[2];
-	assert_int_equal(pipe(fds), 0);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		dup2(fds[1], 1);
-		close(fds[0]);
-		close(fds[1]);
-		execv(PY, (char *const *)argv);
-		_exit(127);
-	}
-	close(fds[1]);
+	pid_t pid = tl_spawn_fake(argv, &s->port);
+	if (pid < 0)
+		fail_msg("smtp sink did not start");
 	s->pid = pid;
 	sink_track(pid, 1);
-	char line[32];
-	size_t got = 0;
-	while (got < sizeof line - 1) {
-		struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
-		if (poll(&pfd, 1, 20000) <= 0)
-			break;
-		ssize_t r = read(fds[0], line + got, 1);
-		if (r <= 0 || line[got] == '\n')
-			break;
-		got++;
-	}
-	line[got] = '\0';
-	close(fds[0]);
-	int64_t port;
-	if (parse_i64(line, 1, 65535, &port) < 0)
-		fail_msg("smtp sink did not start (got '%s')", line);
-	s->port = (int)port;
 }
 
 static void sink_stop(struct sink *s)
 {
 	if (s->pid > 0) {
-		kill(s->pid, SIGTERM);
-		waitpid(s->pid, NULL, 0);
+		tl_kill(s->pid);
 		sink_track(s->pid, 0);
 		s->pid = -1;
 	}
@@ -303,16 +219,11 @@ static json_t *sink_meta(const struct sink *s, const char *name)
 	return j;
 }
 
-static const char *jstr(const json_t *j, const char *k)
-{
-	return json_string_value(json_object_get(j, k));
-}
-
 static int sink_conns(const struct sink *s)
 {
 	char path[600];
 	snprintf(path, sizeof path, "%s/conns", s->dir);
-	char *t = read_text(path);
+	char *t = tl_read_file(path, NULL);
 	if (!t)
 		return 0;
 	t[strcspn(t, "\n")] = '\0';
@@ -324,85 +235,20 @@ static int sink_conns(const struct sink *s)
 
 /* ---- the loop ---------------------------------------------------------------- */
 
-struct until {
-	const int *count;
-	int want;
-	int fired;
-};
-
-static void guard_cb(uv_timer_t *t)
-{
-	struct until *u = t->data;
-	u->fired = 1;
-	uv_stop(t->loop);
-}
-
-static void until_prepare(uv_prepare_t *p)
-{
-	struct until *u = p->data;
-	if (*u->count >= u->want)
-		uv_stop(p->loop);
-}
-
 /* Run the loop until *count >= want; a 60 s guard only catches hangs. */
 static void run_until(uv_loop_t *loop, const int *count, int want)
 {
-	struct until u = {.count = count, .want = want};
-	uv_timer_t g;
-	uv_prepare_t p;
-	uv_timer_init(loop, &g);
-	g.data = &u;
-	uv_timer_start(&g, guard_cb, 60000, 0);
-	uv_prepare_init(loop, &p);
-	p.data = &u;
-	uv_prepare_start(&p, until_prepare);
-	while (*count < want && !u.fired)
-		uv_run(loop, UV_RUN_DEFAULT);
-	uv_close((uv_handle_t *)&g, NULL);
-	uv_close((uv_handle_t *)&p, NULL);
-	uv_run(loop, UV_RUN_NOWAIT);
-	assert_false(u.fired);
+	assert_int_equal(tl_loop_until(loop, count, want, 60000), 0);
 }
 
-static void on_stopped(void *arg)
-{
-	(*(int *)arg)++;
-}
-
-struct sendctx {
-	struct chan_msg m;
-	char id[ID_LEN + 1];
-	struct chan_result r;
-	int done;
-	int *counter;
-};
-
-static void on_done(void *arg, const struct chan_result *r)
-{
-	struct sendctx *s = arg;
-	assert_int_equal(s->done, 0); /* exactly once */
-	s->r = *r;
-	s->done = 1;
-	(*s->counter)++;
-}
-
-static void mk_msg(struct sendctx *s, int *counter, const char *to, const char *subject,
+static void mk_msg(struct tl_send *s, int *counter, const char *to, const char *subject,
                    const char *text, const char *html, const char *category)
 {
-	memset(s, 0, sizeof *s);
-	id_new(s->id, now_ms());
-	s->m.id = s->id;
-	s->m.channel = "email";
+	tl_send_init(s, counter, "email", to, text);
 	s->m.category = category;
 	s->m.contact_id = "c/42 x";
-	s->m.to = to;
-	s->m.lang = "fa";
 	s->m.subject = subject;
-	s->m.text = text;
 	s->m.html = html;
-	s->m.attempt = 1;
-	s->m.created_ms = 1700000000123;
-	s->counter = counter;
 }
 
 struct rig {
@@ -417,24 +263,11 @@ struct rig {
 static int rig_open_text(struct rig *g, const char *text, struct cfg_error *err)
 {
 	memset(g, 0, sizeof *g);
-	char path[512];
-	snprintf(path, sizeof path, "%s/smtp.conf", tmpdir);
-	write_text(path, text);
-	memset(err, 0, sizeof *err);
-	if (config_load(path, &g->cfg, err) < 0)
+	g->cfg = tl_load_config(tmpdir, "smtp.conf", text, err);
+	if (!g->cfg)
 		return -1; /* the config layer refused it (err names the key) */
-	g->c = xcalloc(1, sizeof *g->c);
-	g->c->drv = &chan_email_smtp_driver;
-	g->c->cfg = config_channel(g->cfg, "email");
-	assert_non_null(g->c->cfg);
-	g->c->root = g->cfg;
-	int r = g->c->drv->configure(g->c, err);
-	g->c->root = NULL;
-	if (r == 0)
-		r = cfg_sec_check_unused(g->c->cfg->sec, err);
-	if (r < 0) {
-		g->c->drv->destroy(g->c);
-		free(g->c);
+	g->c = tl_chan_configure(g->cfg, "email", &chan_email_smtp_driver, err);
+	if (!g->c) {
 		config_free(g->cfg);
 		return -1;
 	}
@@ -456,31 +289,25 @@ static int rig_open(struct rig *g, int port, const char *keys, struct cfg_error 
 	return r;
 }
 
-static void rig_send(struct rig *g, struct sendctx *s)
+static void rig_send(struct rig *g, struct tl_send *s)
 {
-	assert_int_equal(chan_send(g->c, &s->m, on_done, s), 0);
+	assert_int_equal(chan_send(g->c, &s->m, tl_send_done, s), 0);
 	assert_int_equal(s->done, 0); /* never from inside send */
 }
 
 static void rig_close(struct rig *g)
 {
-	int st = 0;
-	chan_stop_all(g->c, 1, on_stopped, &st);
-	run_until(&g->loop, &st, 1);
-	chan_free_all(g->c, 1);
-	for (int i = 0; i < 1000 && uv_loop_alive(&g->loop); i++)
-		uv_run(&g->loop, UV_RUN_NOWAIT);
-	assert_int_equal(uv_loop_close(&g->loop), 0);
+	tl_stop_all_and_close(&g->loop, g->c, 1);
 	config_free(g->cfg);
 }
 
-static void expect_ok(const struct sendctx *s)
+static void expect_ok(const struct tl_send *s)
 {
 	if (s->r.status != CHAN_OK)
 		fail_msg("%s: status %d reason %s", s->m.to, s->r.status, s->r.reason);
 }
 
-static void expect_fail(const struct sendctx *s, enum chan_status st, const char *in_reason)
+static void expect_fail(const struct tl_send *s, enum chan_status st, const char *in_reason)
 {
 	if (s->r.status != st)
 		fail_msg("%s: status %d (want %d) reason %s", s->m.to, s->r.status, st,
@@ -509,7 +336,7 @@ static void test_persian_roundtrip(void **state)
 	assert_int_equal(rig_open(&g, sk.port, keys, &err), 0);
 	free(keys);
 
-	static struct sendctx s[3];
+	static struct tl_send s[3];
 	mk_msg(&s[0], &g.ndone, "maryam@example.com", fa_subject, fa_text, NULL, "promotional");
 	mk_msg(&s[1], &g.ndone, "ali@example.com", "Your receipt — رسید شما",
 	       "plain part\nwith two lines", "<p dir=\"rtl\">رسید <b>شما</b></p>", "promotional");
@@ -528,7 +355,7 @@ static void test_persian_roundtrip(void **state)
 	for (size_t i = 0; i < n; i++) {
 		json_t *j = sink_parse(&sk, names[i]);
 		json_t *meta = sink_meta(&sk, names[i]);
-		const char *xid = jstr(j, "x_clubd_message_id");
+		const char *xid = tl_jstr(j, "x_clubd_message_id");
 		assert_non_null(xid);
 		int k = -1;
 		for (int q = 0; q < 3; q++)
@@ -536,22 +363,22 @@ static void test_persian_roundtrip(void **state)
 				k = q;
 		assert_true(k >= 0);
 		/* Message-ID is the provider id and leads back to the message */
-		assert_string_equal(jstr(j, "message_id"), s[k].r.provider_id);
+		assert_string_equal(tl_jstr(j, "message_id"), s[k].r.provider_id);
 		char back[MIME_MSGID_MAX + 1];
 		assert_int_equal(mime_message_id_to_msg(s[k].r.provider_id, back), 0);
 		assert_string_equal(back, s[k].id);
-		char *irt = xasprintf("<CAxyz@mail.gmail.com> %s", jstr(j, "message_id"));
+		char *irt = xasprintf("<CAxyz@mail.gmail.com> %s", tl_jstr(j, "message_id"));
 		assert_int_equal(mime_message_id_to_msg(irt, back), 0);
 		assert_string_equal(back, s[k].id);
 		free(irt);
 		assert_string_equal(strstr(s[k].r.provider_id, "@"), "@example.ir>");
 		/* headers decoded exactly */
-		assert_string_equal(jstr(j, "subject"), s[k].m.subject);
-		assert_string_equal(jstr(j, "from_name"), fa_name);
-		assert_string_equal(jstr(j, "from_addr"), "club@example.ir");
-		assert_string_equal(jstr(j, "to_addr"), s[k].m.to);
+		assert_string_equal(tl_jstr(j, "subject"), s[k].m.subject);
+		assert_string_equal(tl_jstr(j, "from_name"), fa_name);
+		assert_string_equal(tl_jstr(j, "from_addr"), "club@example.ir");
+		assert_string_equal(tl_jstr(j, "to_addr"), s[k].m.to);
 		assert_true(json_is_true(json_object_get(j, "date_ok")));
-		assert_string_equal(jstr(j, "mime_version"), "1.0");
+		assert_string_equal(tl_jstr(j, "mime_version"), "1.0");
 		/* 7-bit, CRLF, short lines, no duplicate headers from libESMTP */
 		assert_true(json_is_false(json_object_get(j, "bare_lf")));
 		assert_true(json_is_false(json_object_get(j, "bare_cr")));
@@ -573,22 +400,22 @@ static void test_persian_roundtrip(void **state)
 		/* bodies */
 		json_t *parts = json_object_get(j, "parts");
 		if (k == 1) {
-			assert_string_equal(jstr(j, "content_type"), "multipart/alternative");
+			assert_string_equal(tl_jstr(j, "content_type"), "multipart/alternative");
 			assert_int_equal(json_array_size(parts), 2);
 			json_t *p0 = json_array_get(parts, 0), *p1 = json_array_get(parts, 1);
-			assert_string_equal(jstr(p0, "type"), "text/plain");
-			assert_string_equal(jstr(p0, "content"), s[1].m.text);
-			assert_string_equal(jstr(p0, "charset"), "utf-8");
-			assert_string_equal(jstr(p1, "type"), "text/html");
-			assert_string_equal(jstr(p1, "content"), s[1].m.html);
-			assert_string_equal(jstr(p1, "cte"), "base64"); /* mostly Persian */
-			assert_string_equal(jstr(p0, "cte"), "quoted-printable");
+			assert_string_equal(tl_jstr(p0, "type"), "text/plain");
+			assert_string_equal(tl_jstr(p0, "content"), s[1].m.text);
+			assert_string_equal(tl_jstr(p0, "charset"), "utf-8");
+			assert_string_equal(tl_jstr(p1, "type"), "text/html");
+			assert_string_equal(tl_jstr(p1, "content"), s[1].m.html);
+			assert_string_equal(tl_jstr(p1, "cte"), "base64"); /* mostly Persian */
+			assert_string_equal(tl_jstr(p0, "cte"), "quoted-printable");
 		} else {
-			assert_string_equal(jstr(j, "content_type"), "text/plain");
+			assert_string_equal(tl_jstr(j, "content_type"), "text/plain");
 			assert_int_equal(json_array_size(parts), 1);
 			json_t *p0 = json_array_get(parts, 0);
-			assert_string_equal(jstr(p0, "content"), s[k].m.text);
-			assert_string_equal(jstr(p0, "cte"),
+			assert_string_equal(tl_jstr(p0, "content"), s[k].m.text);
+			assert_string_equal(tl_jstr(p0, "cte"),
 			                    k == 0 ? "base64" : "quoted-printable");
 		}
 		/* List-Unsubscribe: promotional yes (mailto + https one-click) */
@@ -604,22 +431,22 @@ static void test_persian_roundtrip(void **state)
 			    xasprintf("<mailto:unsubscribe@example.ir?subject=unsubscribe%%20%s>, "
 			              "<https://club.example.ir/v1/unsubscribe?m=%s&k=%s>",
 			              s[k].id, s[k].id, sig);
-			const char *lu = jstr(j, "list_unsubscribe");
+			const char *lu = tl_jstr(j, "list_unsubscribe");
 			assert_non_null(lu);
 			while (*lu == ' ')
 				lu++;
 			assert_string_equal(lu, want);
 			free(want);
-			assert_string_equal(jstr(j, "list_unsubscribe_post"),
+			assert_string_equal(tl_jstr(j, "list_unsubscribe_post"),
 			                    "List-Unsubscribe=One-Click");
 		}
 		/* the envelope, AUTH and HELO as the sink saw them */
-		assert_string_equal(jstr(meta, "mail_from"), "club@example.ir");
+		assert_string_equal(tl_jstr(meta, "mail_from"), "club@example.ir");
 		json_t *rc = json_object_get(meta, "rcpt_tos");
 		assert_int_equal(json_array_size(rc), 1);
 		assert_string_equal(json_string_value(json_array_get(rc, 0)), s[k].m.to);
-		assert_string_equal(jstr(meta, "auth_user"), "clubuser");
-		assert_string_equal(jstr(meta, "helo"), "mta.example.ir");
+		assert_string_equal(tl_jstr(meta, "auth_user"), "clubuser");
+		assert_string_equal(tl_jstr(meta, "helo"), "mta.example.ir");
 		json_decref(meta);
 		json_decref(j);
 	}
@@ -658,7 +485,7 @@ static void test_many_messages_few_sessions(void **state)
 		snprintf(keys, sizeof keys,
 		         "starttls = off\nsessions = 2\nsession_max_messages = %d\n", smax);
 		assert_int_equal(rig_open(&g, sk.port, keys, &err), 0);
-		static struct sendctx s[50];
+		static struct tl_send s[50];
 		for (int i = 0; i < 50; i++) {
 			char *to = xasprintf("user%d@example.com", i);
 			mk_msg(&s[i], &g.ndone, to, "سلام", "متن", NULL, "promotional");
@@ -702,7 +529,7 @@ static void test_reply_codes(void **state)
 	struct cfg_error err;
 	/* one session carries them all, so RSET after failures is exercised */
 	assert_int_equal(rig_open(&g, sk.port, "starttls = off\nsessions = 1\n", &err), 0);
-	static struct sendctx s[6];
+	static struct tl_send s[6];
 	static const char *const to[] = {"ok1@example.com",         "tempfail-rcpt@example.com",
 	                                 "reject-rcpt@example.com", "tempfail-data@example.com",
 	                                 "reject-data@example.com", "ok2@example.com"};
@@ -741,7 +568,7 @@ static void test_dropped_connection(void **state)
 	struct cfg_error err;
 	assert_int_equal(rig_open(&g, sk.port, "starttls = off\nsessions = 1\n", &err), 0);
 	/* the server takes the whole message, then hangs up without a reply */
-	static struct sendctx s[3];
+	static struct tl_send s[3];
 	mk_msg(&s[0], &g.ndone, "drop-data@example.com", "s", "body\n", NULL, NULL);
 	mk_msg(&s[1], &g.ndone, "after-the-drop@example.com", "s", "body\n", NULL, NULL);
 	rig_send(&g, &s[0]);
@@ -779,7 +606,7 @@ static void test_timeout(void **state)
 	                       sk.port);
 	assert_int_equal(rig_open_text(&g, text, &err), 0);
 	free(text);
-	static struct sendctx s;
+	static struct tl_send s;
 	mk_msg(&s, &g.ndone, "slow-data@example.com", "s", "body\n", NULL, NULL);
 	rig_send(&g, &s);
 	run_until(&g.loop, &g.ndone, 1);
@@ -793,22 +620,16 @@ static char *with_stderr_captured(void (*fn)(void *), void *arg)
 {
 	char path[512];
 	snprintf(path, sizeof path, "%s/stderr.log", tmpdir);
-	fflush(stderr);
-	int saved = dup(2);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	assert_true(saved >= 0 && fd >= 0);
-	dup2(fd, 2);
-	close(fd);
+	int saved = tl_capture_stderr_begin(path, 0);
+	assert_true(saved >= 0);
 	fn(arg);
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
-	return read_text(path);
+	tl_capture_stderr_end(saved);
+	return tl_read_file(path, NULL);
 }
 
 struct bad_pw_run {
 	struct sink *sk;
-	struct sendctx s[2];
+	struct tl_send s[2];
 };
 
 static void bad_password_body(void *arg)
@@ -872,7 +693,7 @@ static void test_starttls_required_plain_sink(void **state)
 	struct rig g;
 	struct cfg_error err;
 	assert_int_equal(rig_open(&g, sk.port, "starttls = required\ntls_verify = no\n", &err), 0);
-	static struct sendctx s[2];
+	static struct tl_send s[2];
 	for (int i = 0; i < 2; i++) {
 		mk_msg(&s[i], &g.ndone, "ali@example.com", "s", "body\n", NULL, NULL);
 		rig_send(&g, &s[i]);
@@ -892,7 +713,7 @@ static void test_starttls_required_plain_sink(void **state)
 
 /* One message through a TLS sink; the sink's meta, or NULL when the
  * message was not delivered (s holds the result). */
-static json_t *tls_one(struct sink *sk, const char *keys, struct sendctx *s)
+static json_t *tls_one(struct sink *sk, const char *keys, struct tl_send *s)
 {
 	struct rig g;
 	struct cfg_error err;
@@ -909,7 +730,7 @@ static json_t *tls_one(struct sink *sk, const char *keys, struct sendctx *s)
 	json_t *meta = NULL;
 	for (size_t i = 0; i < n && !meta; i++) {
 		meta = sink_meta(sk, names[i]);
-		if (strcmp(jstr(meta, "x_clubd_message_id"), s->id) != 0) {
+		if (strcmp(tl_jstr(meta, "x_clubd_message_id"), s->id) != 0) {
 			json_decref(meta);
 			meta = NULL;
 		}
@@ -926,7 +747,7 @@ static void test_starttls(void **state)
 	char auth[400];
 	snprintf(auth, sizeof auth, "clubuser:%s", pw_good);
 	sink_start(&sk, "--tls", cert, key, "--auth", auth, NULL);
-	static struct sendctx s;
+	static struct tl_send s;
 	char keys[1200];
 
 	/* required, unverified: TLS 1.2 (pinned), AUTH PLAIN inside TLS */
@@ -936,8 +757,8 @@ static void test_starttls(void **state)
 	json_t *m = tls_one(&sk, keys, &s);
 	if (!m)
 		fail_msg("reason %s", s.r.reason);
-	assert_string_equal(jstr(m, "tls_version"), "TLSv1.2");
-	assert_string_equal(jstr(m, "auth_user"), "clubuser");
+	assert_string_equal(tl_jstr(m, "tls_version"), "TLSv1.2");
+	assert_string_equal(tl_jstr(m, "auth_user"), "clubuser");
 	json_decref(m);
 
 	/* verified against our CA file, by IP address (IP SAN) */
@@ -986,7 +807,7 @@ static void test_starttls_by_name(void **state)
 	struct cfg_error err;
 	assert_int_equal(rig_open_text(&g, text, &err), 0);
 	free(text);
-	static struct sendctx s;
+	static struct tl_send s;
 	mk_msg(&s, &g.ndone, "ali@example.com", "s", "body\n", NULL, NULL);
 	rig_send(&g, &s);
 	run_until(&g.loop, &g.ndone, 1);
@@ -996,8 +817,8 @@ static void test_starttls_by_name(void **state)
 	size_t n = sink_list(&sk, &names);
 	assert_int_equal(n, 1);
 	json_t *meta = sink_meta(&sk, names[0]);
-	assert_string_equal(jstr(meta, "sni"), "localhost");
-	assert_string_equal(jstr(meta, "tls_version"), "TLSv1.2");
+	assert_string_equal(tl_jstr(meta, "sni"), "localhost");
+	assert_string_equal(tl_jstr(meta, "tls_version"), "TLSv1.2");
 	json_decref(meta);
 	free_list(names, n);
 	sink_stop(&sk);
@@ -1018,11 +839,11 @@ static void test_tls13_never_silently_ok(void **state)
 	(void)state;
 	struct sink sk;
 	sink_start(&sk, "--tls", cert, key, "--tls-tickets", "0", NULL);
-	static struct sendctx one;
+	static struct tl_send one;
 	json_t *m = tls_one(&sk, "starttls = required\ntls_verify = no\ntls13 = yes\n", &one);
 	if (!m)
 		fail_msg("reason %s", one.r.reason);
-	assert_string_equal(jstr(m, "tls_version"), "TLSv1.3");
+	assert_string_equal(tl_jstr(m, "tls_version"), "TLSv1.3");
 	json_decref(m);
 	sink_stop(&sk);
 
@@ -1038,7 +859,7 @@ static void test_tls13_never_silently_ok(void **state)
 	assert_int_equal(rig_open_text(&g, text, &err), 0);
 	free(text);
 	enum { N = 40 };
-	static struct sendctx s[N];
+	static struct tl_send s[N];
 	for (int i = 0; i < N; i++) {
 		mk_msg(&s[i], &g.ndone, "ali@example.com", "s", "body\n", NULL, NULL);
 		rig_send(&g, &s[i]);
@@ -1051,7 +872,7 @@ static void test_tls13_never_silently_ok(void **state)
 	for (size_t i = 0; i < n; i++) {
 		json_t *j = sink_meta(&sk, names[i]);
 		for (int k = 0; k < N; k++)
-			if (strcmp(jstr(j, "x_clubd_message_id"), s[k].id) == 0)
+			if (strcmp(tl_jstr(j, "x_clubd_message_id"), s[k].id) == 0)
 				stored[k]++;
 		json_decref(j);
 	}
@@ -1079,7 +900,7 @@ static void test_no_plaintext_password(void **state)
 	    "starttls = opportunistic\nusername = clubuser\npassword_file = %s\n", pw_good);
 	assert_int_equal(rig_open(&g, sk.port, keys, &err), 0);
 	free(keys);
-	static struct sendctx s;
+	static struct tl_send s;
 	mk_msg(&s, &g.ndone, "ali@example.com", "s", "body\n", NULL, NULL);
 	rig_send(&g, &s);
 	run_until(&g.loop, &g.ndone, 1);
@@ -1103,7 +924,7 @@ static void test_refused_before_sending(void **state)
 	struct rig g;
 	struct cfg_error err;
 	assert_int_equal(rig_open(&g, sk.port, "starttls = off\n", &err), 0);
-	static struct sendctx s[5];
+	static struct tl_send s[5];
 	mk_msg(&s[0], &g.ndone, "ali@example.com", "Hi\r\nBcc: victim@example.com", "x", NULL,
 	       NULL);
 	mk_msg(&s[1], &g.ndone, "ali@example.com\r\nBcc: victim@example.com", "ok", "x", NULL,
@@ -1129,7 +950,7 @@ static void test_refused_before_sending(void **state)
 	assert_int_equal(n, 1);
 	char path[800];
 	snprintf(path, sizeof path, "%s/new/%s", sk.dir, names[0]);
-	char *raw = read_text(path);
+	char *raw = tl_read_file(path, NULL);
 	assert_null(strstr(raw, "victim"));
 	free(raw);
 	free_list(names, n);
@@ -1153,7 +974,7 @@ static void test_connection_refused(void **state)
 	struct rig g;
 	struct cfg_error err;
 	assert_int_equal(rig_open(&g, closed_port(), "starttls = off\n", &err), 0);
-	static struct sendctx s[3];
+	static struct tl_send s[3];
 	for (int i = 0; i < 3; i++) {
 		mk_msg(&s[i], &g.ndone, "ali@example.com", "s", "b", NULL, NULL);
 		rig_send(&g, &s[i]);
@@ -1174,7 +995,7 @@ static void test_stop_with_queue(void **state)
 	assert_int_equal(
 	    rig_open(&g, sk.port, "starttls = off\nsessions = 1\nsession_max_messages = 1\n", &err),
 	    0);
-	static struct sendctx s[6];
+	static struct tl_send s[6];
 	mk_msg(&s[0], &g.ndone, "slow-data@example.com", "s", "b", NULL, NULL);
 	rig_send(&g, &s[0]);
 	/* wait (bounded) until the worker is in its session */
@@ -1186,20 +1007,18 @@ static void test_stop_with_queue(void **state)
 		rig_send(&g, &s[i]);
 	}
 	int st = 0;
-	chan_stop_all(g.c, 1, on_stopped, &st);
+	chan_stop_all(g.c, 1, tl_on_count, &st);
 	/* no new sends while stopping */
-	static struct sendctx late;
+	static struct tl_send late;
 	mk_msg(&late, &g.ndone, "late@example.com", "s", "b", NULL, NULL);
-	assert_int_equal(chan_send(g.c, &late.m, on_done, &late), -EBUSY);
+	assert_int_equal(chan_send(g.c, &late.m, tl_send_done, &late), -EBUSY);
 	run_until(&g.loop, &st, 1);
 	assert_int_equal(g.ndone, 6);
 	expect_ok(&s[0]); /* the session in flight finished */
 	for (int i = 1; i < 6; i++)
 		expect_fail(&s[i], CHAN_TEMPFAIL, "shutting down");
 	chan_free_all(g.c, 1);
-	for (int i = 0; i < 1000 && uv_loop_alive(&g.loop); i++)
-		uv_run(&g.loop, UV_RUN_NOWAIT);
-	assert_int_equal(uv_loop_close(&g.loop), 0);
+	assert_int_equal(tl_loop_finish(&g.loop), 0);
 	config_free(g.cfg);
 	char **names;
 	size_t n = sink_list(&sk, &names);
@@ -1257,7 +1076,7 @@ static void test_config_errors(void **state)
 	};
 	static const char *const want[] = {"host", "from_address", "host: is required"};
 	for (size_t i = 0; i < ARRAY_SIZE(texts); i++) {
-		write_text(path, texts[i]);
+		tl_write_file(path, texts[i], 0600);
 		struct config *cfg = NULL;
 		struct cfg_error err;
 		assert_int_equal(config_load(path, &cfg, &err), 0);
@@ -1308,15 +1127,10 @@ static int group_setup(void **state)
 	(void)state;
 	log_setup(LOG_WARNING, LOG_FMT_KV);
 	signal(SIGPIPE, SIG_IGN);
-	const char *t = getenv("TMPDIR");
-	snprintf(tmpdir, sizeof tmpdir, "%s/clubd-test-smtp-XXXXXX", t && *t ? t : "/tmp");
-	if (!mkdtemp(tmpdir))
+	if (tl_mkdtemp(tmpdir, sizeof tmpdir, "smtp") < 0)
 		return -1;
-	find_script();
-	if (access(script, R_OK) != 0) {
-		fprintf(stderr, "smtp_sink.py not found (set CLUBD_SRCDIR)\n");
+	if (tl_find_fake("smtp_sink.py", script, sizeof script) < 0)
 		return -1;
-	}
 	snprintf(cert, sizeof cert, "%s/cert.pem", tmpdir);
 	snprintf(key, sizeof key, "%s/key.pem", tmpdir);
 	snprintf(other_cert, sizeof other_cert, "%s/other.pem", tmpdir);
@@ -1326,14 +1140,14 @@ static int group_setup(void **state)
 	snprintf(pw_good, sizeof pw_good, "%s/pw-good", tmpdir);
 	snprintf(pw_bad, sizeof pw_bad, "%s/pw-bad", tmpdir);
 	char *pw = xasprintf("%s\n", PASSWORD);
-	write_text(pw_good, pw);
+	tl_write_file(pw_good, pw, 0600);
 	free(pw);
 	pw = xasprintf("%s\n", WRONG);
-	write_text(pw_bad, pw);
+	tl_write_file(pw_bad, pw, 0600);
 	free(pw);
 	/* signs the unsubscribe links, as [api] callback_secret_file does */
 	snprintf(cb_secret, sizeof cb_secret, "%s/callback-secret", tmpdir);
-	write_text(cb_secret, "callback-secret-for-tests-0123456789\n");
+	tl_write_file(cb_secret, "callback-secret-for-tests-0123456789\n", 0600);
 	char why[128];
 	if (callback_init(cb_secret, why, sizeof why) < 0)
 		return -1;
@@ -1352,7 +1166,7 @@ static int group_teardown(void **state)
 	(void)state;
 	sinks_kill_all();
 	callback_cleanup();
-	nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	tl_rmtree(tmpdir);
 	return 0;
 }
 

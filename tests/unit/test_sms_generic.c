@@ -10,25 +10,15 @@
  * segments, cost and max_segments.  Every test ends with uv_loop_close()
  * == 0; no assertion depends on elapsed time.
  */
-#include <curl/curl.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <limits.h>
-#include <netinet/in.h>
 #include <openssl/evp.h>
-#include <poll.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -39,295 +29,31 @@
 #include "log.h"
 #include "sms_drivers.h"
 #include "sms_segments.h"
+#include "testlib.h"
 #include "util.h"
 
 /* The API key: characters that need percent-encoding in a query or form. */
 static const char KEY[] = "k3y/with+plus=&";
 static const char KEY_PCT[] = "k3y%2Fwith%2Bplus%3D%26";
 
-static char tmpdir[256];
-static char key_path[320], bad_key_path[320], log_path[320];
-static pid_t fake_pid = -1;
-static int fake_port;
+static struct tl_fixture fx;
 
-static const char fa_text[] =
-    "\xd8\xb3\xd9\x84\xd8\xa7\xd9\x85\xd8\x8c \xd9\x85\xd8\xb4\xd8\xaa\xd8\xb1\xdb\x8c "
-    "\xda\xaf\xd8\xb1\xd8\xa7\xd9\x85\xdb\x8c! \xd8\xa8\xd8\xa7\xd8\xb4\xda\xaf\xd8\xa7\xd9\x87 "
-    "\xd9\x85\xd8\xa7 \xd8\xa7\xd8\xb2 \xd8\xb4\xd9\x86\xd8\xa8\xd9\x87 \xd8\xaa\xd8\xa7 "
-    "\xd8\xac\xd9\x85\xd8\xb9\xd9\x87 \xd8\xa8\xd8\xa7\xd8\xb2 \xd8\xa7\xd8\xb3\xd8\xaa.\n"
-    "\xda\xa9\xd8\xaf \xd8\xaa\xd8\xae\xd9\x81\xdb\x8c\xd9\x81: YALDA1402 \xe2\x80\x94 "
-    "\xd8\xa8\xd8\xb1\xd8\xa7\xdb\x8c \xd9\x84\xd8\xba\xd9\x88 \xdb\xb1\xdb\xb1 "
-    "\xd8\xb1\xd8\xa7 \xd8\xa8\xd9\x81\xd8\xb1\xd8\xb3\xd8\xaa\xdb\x8c\xd8\xaf.";
-static const char fa_salam[] = "\xd8\xb3\xd9\x84\xd8\xa7\xd9\x85";
-static const char fa_salam_pct[] = "%D8%B3%D9%84%D8%A7%D9%85";
+static const char fa_text[] = TL_FA_TEXT;
+static const char fa_salam[] = TL_FA_SALAM;
+static const char fa_salam_pct[] = TL_FA_SALAM_PCT;
 static const char tricky[] = "He said \"hi\" \\ back\nline2\ttab & <b>x</b> 'q' 100%";
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-	assert_true(fd >= 0);
-	size_t n = strlen(text);
-	assert_int_equal(write(fd, text, n), (ssize_t)n);
-	close(fd);
-}
-
 static struct config *load_cfg(const char *text, struct cfg_error *err)
 {
-	char path[512];
-	snprintf(path, sizeof path, "%s/generic.conf", tmpdir);
-	write_file(path, text, 0600);
-	struct config *c = NULL;
-	memset(err, 0, sizeof *err);
-	if (config_load(path, &c, err) < 0)
-		return NULL;
-	return c;
+	return tl_load_config(fx.dir, "generic.conf", text, err);
 }
 
 /* Configure [channel.sms] with the driver under test, as channel.c does. */
 static struct chan *sms_chan(const struct config *cfg, struct cfg_error *err)
 {
-	const struct cfg_channel *cc = config_channel(cfg, "sms");
-	assert_non_null(cc);
-	struct chan *c = xcalloc(1, sizeof *c);
-	c->cfg = cc;
-	(void)cfg_sec_str(cc->sec, "driver", NULL);
-	c->drv = &chan_sms_generic_driver;
-	c->root = cfg;
-	int r = c->drv->configure(c, err);
-	c->root = NULL;
-	if (r == 0)
-		r = cfg_sec_check_unused(cc->sec, err);
-	if (r < 0) {
-		chan_free_all(c, 1);
-		return NULL;
-	}
-	return c;
-}
-
-struct until {
-	const int *count;
-	int want;
-	int fired;
-};
-
-static void guard_cb(uv_timer_t *t)
-{
-	struct until *u = t->data;
-	u->fired = 1;
-	uv_stop(t->loop);
-}
-
-static void until_prepare(uv_prepare_t *p)
-{
-	struct until *u = p->data;
-	if (*u->count >= u->want)
-		uv_stop(p->loop);
-}
-
-/* Run the loop until *count >= want; a 30 s guard only catches hangs. */
-static void run_until(uv_loop_t *loop, const int *count, int want)
-{
-	struct until u = {.count = count, .want = want};
-	uv_timer_t g;
-	uv_prepare_t p;
-	uv_timer_init(loop, &g);
-	g.data = &u;
-	uv_timer_start(&g, guard_cb, 30000, 0);
-	uv_prepare_init(loop, &p);
-	p.data = &u;
-	uv_prepare_start(&p, until_prepare);
-	while (*count < want && !u.fired)
-		uv_run(loop, UV_RUN_DEFAULT);
-	uv_close((uv_handle_t *)&g, NULL);
-	uv_close((uv_handle_t *)&p, NULL);
-	uv_run(loop, UV_RUN_NOWAIT);
-	assert_false(u.fired);
-}
-
-static void on_stopped(void *arg)
-{
-	(*(int *)arg)++;
-}
-
-static void stop_all(uv_loop_t *loop, struct chan *c)
-{
-	int st = 0;
-	chan_stop_all(c, 1, on_stopped, &st);
-	run_until(loop, &st, 1);
-	chan_free_all(c, 1);
-	for (int i = 0; i < 1000 && uv_loop_alive(loop); i++)
-		uv_run(loop, UV_RUN_NOWAIT);
-	assert_int_equal(uv_loop_close(loop), 0);
-}
-
-struct sendctx {
-	struct chan_msg m;
-	char id[ID_LEN + 1];
-	struct chan_result r;
-	int done;
-	int *counter;
-};
-
-static void on_done(void *arg, const struct chan_result *r)
-{
-	struct sendctx *s = arg;
-	assert_int_equal(s->done, 0);
-	s->r = *r;
-	s->done = 1;
-	(*s->counter)++;
-}
-
-static void mk_msg(struct sendctx *s, int *counter, const char *to, const char *text)
-{
-	memset(s, 0, sizeof *s);
-	id_new(s->id, now_ms());
-	s->m.id = s->id;
-	s->m.channel = "sms";
-	s->m.category = "transactional";
-	s->m.contact_id = "c-42";
-	s->m.to = to;
-	s->m.lang = "fa";
-	s->m.text = text;
-	s->m.attempt = 1;
-	s->m.created_ms = 1700000000123;
-	s->counter = counter;
-}
-
-/* ---- the fake ------------------------------------------------------------ */
-
-static int find_script(const char *name, char *script, size_t n)
-{
-	const char *src = getenv("CLUBD_SRCDIR");
-	script[0] = '\0';
-	if (src)
-		snprintf(script, n, "%s/tests/fakes/%s", src, name);
-	if (!script[0] || access(script, R_OK) != 0)
-		snprintf(script, n, "tests/fakes/%s", name);
-	if (access(script, R_OK) != 0)
-		snprintf(script, n, "../../tests/fakes/%s", name);
-	if (access(script, R_OK) != 0) {
-		/* next to the binary: build/tests/test_x -> ../../tests/fakes */
-		char exe[PATH_MAX];
-		ssize_t l = readlink("/proc/self/exe", exe, sizeof exe - 1);
-		if (l > 0) {
-			exe[l] = '\0';
-			char *slash = strrchr(exe, '/');
-			if (slash)
-				*slash = '\0';
-			snprintf(script, n, "%s/../../tests/fakes/%s", exe, name);
-		}
-	}
-	if (access(script, R_OK) != 0) {
-		fprintf(stderr, "%s not found (set CLUBD_SRCDIR)\n", name);
-		return -1;
-	}
-	return 0;
-}
-
-static int start_fake(void)
-{
-	char script[PATH_MAX + 64];
-	if (find_script("generic_sms.py", script, sizeof script) < 0)
-		return -1;
-	int fds[2];
-	if (pipe(fds) < 0)
-		return -1;
-	pid_t pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		dup2(fds[1], 1);
-		close(fds[0]);
-		close(fds[1]);
-		execl("/usr/bin/python3", "python3", script, "--key", KEY, "--log", log_path,
-		      (char *)NULL);
-		_exit(127);
-	}
-	close(fds[1]);
-	fake_pid = pid;
-	char line[32];
-	size_t got = 0;
-	while (got < sizeof line - 1) {
-		struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
-		if (poll(&pfd, 1, 20000) <= 0)
-			break;
-		ssize_t r = read(fds[0], line + got, 1);
-		if (r <= 0 || line[got] == '\n')
-			break;
-		got++;
-	}
-	line[got] = '\0';
-	close(fds[0]);
-	int64_t port;
-	if (parse_i64(line, 1, 65535, &port) < 0)
-		return -1;
-	fake_port = (int)port;
-	return 0;
-}
-
-/* Queue scripted answers at the fake (a blocking request from the test). */
-static void fake_script(const char *json)
-{
-	char url[128];
-	snprintf(url, sizeof url, "http://127.0.0.1:%d/_control/script", fake_port);
-	CURL *e = curl_easy_init();
-	assert_non_null(e);
-	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, json);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
-	FILE *devnull = fopen("/dev/null", "w");
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, devnull);
-	assert_int_equal(curl_easy_perform(e), CURLE_OK);
-	long code = 0;
-	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
-	assert_int_equal(code, 200);
-	curl_easy_cleanup(e);
-	fclose(devnull);
-}
-
-/* Every request the fake recorded so far, as a JSON array. */
-static json_t *records(void)
-{
-	json_t *a = json_array();
-	FILE *f = fopen(log_path, "r");
-	if (!f)
-		return a;
-	char *line = NULL;
-	size_t cap = 0;
-	while (getline(&line, &cap, f) > 0) {
-		json_error_t je;
-		json_t *j = json_loads(line, 0, &je);
-		if (!j)
-			fail_msg("bad record line: %s", je.text);
-		json_array_append_new(a, j);
-	}
-	free(line);
-	fclose(f);
-	return a;
-}
-
-static size_t nrecords(void)
-{
-	json_t *a = records();
-	size_t n = json_array_size(a);
-	json_decref(a);
-	return n;
-}
-
-static const char *jstr(json_t *o, const char *k)
-{
-	json_t *v = json_object_get(o, k);
-	return json_is_string(v) ? json_string_value(v) : NULL;
+	return tl_chan_configure(cfg, "sms", &chan_sms_generic_driver, err);
 }
 
 /* The record whose body, query or headers carry message id. */
@@ -356,13 +82,13 @@ struct gcase {
 	int n;
 	const char *to[8];
 	const char *text[8];
-	struct sendctx s[8];
+	struct tl_send s[8];
 };
 
 static void gen_run(struct gcase *k)
 {
 	char port[16], conf[8192];
-	snprintf(port, sizeof port, "%d", fake_port);
+	snprintf(port, sizeof port, "%d", fx.port);
 	struct buf lines;
 	buf_init(&lines, 0);
 	for (const char *p = k->lines; *p;) {
@@ -377,32 +103,14 @@ static void gen_run(struct gcase *k)
 	}
 	char secret[400] = "";
 	if (!k->key || *k->key)
-		snprintf(secret, sizeof secret, "secret_file = %s\n", k->key ? k->key : key_path);
+		snprintf(secret, sizeof secret, "secret_file = %s\n",
+		         k->key ? k->key : fx.secret_path);
 	snprintf(conf, sizeof conf,
 	         "[channel.sms]\ndriver = generic_http\ntimeout = %s\nmax_inflight = 16\n%s%s",
 	         k->timeout ? k->timeout : "2s", secret, lines.p);
 	buf_free(&lines);
-	struct cfg_error err;
-	struct config *cfg = load_cfg(conf, &err);
-	if (!cfg)
-		fail_msg("%s", err.msg);
-	struct chan *c = sms_chan(cfg, &err);
-	if (!c)
-		fail_msg("%s", err.msg);
-	uv_loop_t loop;
-	uv_loop_init(&loop);
-	assert_int_equal(chan_start_all(c, 1, &loop), 0);
-	int ndone = 0;
-	int n = k->n ? k->n : 1;
-	for (int i = 0; i < n; i++) {
-		mk_msg(&k->s[i], &ndone, k->to[i] ? k->to[i] : "+989121234567",
-		       k->text[i] ? k->text[i] : "Hello from the club");
-		assert_int_equal(chan_send(c, &k->s[i].m, on_done, &k->s[i]), 0);
-	}
-	assert_int_equal(ndone, 0); /* never from inside send */
-	run_until(&loop, &ndone, n);
-	stop_all(&loop, c);
-	config_free(cfg);
+	int n = tl_sms_run(fx.dir, "generic.conf", conf, &chan_sms_generic_driver, k->s, k->n,
+	                   k->to, k->text);
 	for (int i = 0; i < n; i++) {
 		assert_null(strstr(k->s[i].r.reason, KEY));
 		assert_null(strstr(k->s[i].r.reason, KEY_PCT));
@@ -429,7 +137,7 @@ static const char json_api[] =
 static struct chan_result one(const char *more, const char *script)
 {
 	if (script)
-		fake_script(script);
+		tl_fake_control(fx.port, "script", script);
 	char lines[4096];
 	snprintf(lines, sizeof lines, "%s%s", json_api, more ? more : "");
 	struct gcase k = {.lines = lines};
@@ -475,7 +183,7 @@ static void test_config_errors(void **state)
 {
 	(void)state;
 	char sf[400];
-	snprintf(sf, sizeof sf, "secret_file = %s\n", key_path);
+	snprintf(sf, sizeof sf, "secret_file = %s\n", fx.secret_path);
 	const char *U = "url = https://sms.example/api/hunter2/send?to={{to}}&text={{text}}\n";
 	char t[4096];
 	struct {
@@ -575,7 +283,7 @@ static void test_config_errors(void **state)
 static void test_json_api(void **state)
 {
 	(void)state;
-	size_t before = nrecords();
+	size_t before = tl_count_jsonl(fx.log_path);
 	struct gcase k = {
 	    .lines = json_api,
 	    .n = 4,
@@ -591,25 +299,25 @@ static void test_json_api(void **state)
 		assert_int_equal(k.s[i].r.segments, seg[i]);
 		assert_int_equal(k.s[i].r.cost_micros, 5000 * seg[i]);
 	}
-	json_t *all = records();
+	json_t *all = tl_read_jsonl(fx.log_path, 0);
 	assert_int_equal(json_array_size(all), before + 4);
 	for (int i = 0; i < 4; i++) {
 		json_t *r = record_for(all, k.s[i].id);
 		json_t *j = json_object_get(r, "json");
 		json_t *h = json_object_get(r, "headers");
-		assert_string_equal(jstr(r, "method"), "POST");
+		assert_string_equal(tl_jstr(r, "method"), "POST");
 		assert_true(json_is_true(json_object_get(r, "key_ok")));
 		assert_non_null(j); /* the body parsed as JSON at the provider */
-		assert_string_equal(jstr(j, "to"), "+989121234567");
-		assert_string_equal(jstr(j, "text"), k.text[i]);
-		assert_string_equal(jstr(j, "from"), "Club Shop");
-		assert_string_equal(jstr(j, "id"), k.s[i].id);
+		assert_string_equal(tl_jstr(j, "to"), "+989121234567");
+		assert_string_equal(tl_jstr(j, "text"), k.text[i]);
+		assert_string_equal(tl_jstr(j, "from"), "Club Shop");
+		assert_string_equal(tl_jstr(j, "id"), k.s[i].id);
 		/* tricky has a TAB: not GSM */
 		assert_int_equal(json_integer_value(json_object_get(j, "coding")), i < 3 ? 2 : 0);
-		assert_string_equal(jstr(h, "content-type"), "application/json; charset=utf-8");
-		assert_string_equal(jstr(h, "x-coding"), i < 3 ? "2" : "0");
-		assert_string_equal(jstr(h, "x-sender"), "Club Shop");
-		b64_check(jstr(h, "x-text-b64"), k.text[i]);
+		assert_string_equal(tl_jstr(h, "content-type"), "application/json; charset=utf-8");
+		assert_string_equal(tl_jstr(h, "x-coding"), i < 3 ? "2" : "0");
+		assert_string_equal(tl_jstr(h, "x-sender"), "Club Shop");
+		b64_check(tl_jstr(h, "x-text-b64"), k.text[i]);
 	}
 	json_decref(all);
 }
@@ -618,7 +326,7 @@ static void test_form_get_xml(void **state)
 {
 	(void)state;
 	/* form POST: url-encoding chosen from the content type */
-	size_t before = nrecords();
+	size_t before = tl_count_jsonl(fx.log_path);
 	struct gcase f = {
 	    .lines = "url = http://127.0.0.1:@PORT@/form/send\n"
 	             "body = key={{secret}}&to={{to}}&text={{text}}&from={{sender}}\n"
@@ -627,27 +335,27 @@ static void test_form_get_xml(void **state)
 	    .text = {fa_salam, tricky},
 	};
 	gen_run(&f);
-	json_t *all = records();
+	json_t *all = tl_read_jsonl(fx.log_path, 0);
 	assert_int_equal(json_array_size(all), before + 2);
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(f.s[i].r.status, CHAN_OK);
 		assert_string_equal(f.s[i].r.provider_id, ""); /* no provider_id_pointer */
 		json_t *r = json_array_get(all, before + (size_t)i);
 		json_t *form = json_object_get(r, "form");
-		const char *txt = jstr(form, "text");
+		const char *txt = tl_jstr(form, "text");
 		assert_non_null(txt);
 		int which = strcmp(txt, fa_salam) == 0 ? 0 : 1;
 		assert_string_equal(txt, f.text[which]);
-		assert_string_equal(jstr(form, "to"), "989121234567");
-		assert_string_equal(jstr(form, "from"), "Club & Co");
+		assert_string_equal(tl_jstr(form, "to"), "989121234567");
+		assert_string_equal(tl_jstr(form, "from"), "Club & Co");
 		assert_true(json_is_true(json_object_get(r, "key_ok")));
 		char want[128];
 		snprintf(want, sizeof want, "key=%s&to=989121234567&text=", KEY_PCT);
-		assert_memory_equal(jstr(r, "body"), want, strlen(want));
+		assert_memory_equal(tl_jstr(r, "body"), want, strlen(want));
 		if (which == 0) {
 			snprintf(want, sizeof want, "&text=%s&from=Club%%20%%26%%20Co",
 			         fa_salam_pct);
-			assert_non_null(strstr(jstr(r, "body"), want));
+			assert_non_null(strstr(tl_jstr(r, "body"), want));
 		}
 	}
 	json_decref(all);
@@ -657,25 +365,25 @@ static void test_form_get_xml(void **state)
 	                      "&text={{text}}&c={{coding}}\n"
 	                      "success_json_pointer = /ok\nsuccess_value = true\n"
 	                      "provider_id_pointer = /id\ncoding_values = gsm,ucs2\n";
-	before = nrecords();
+	before = tl_count_jsonl(fx.log_path);
 	struct gcase g = {.lines = get_api, .text = {fa_text}};
 	gen_run(&g);
 	assert_int_equal(g.s[0].r.status, CHAN_OK);
 	assert_true(g.s[0].r.provider_id[0] >= '1' && g.s[0].r.provider_id[0] <= '9');
-	all = records();
+	all = tl_read_jsonl(fx.log_path, 0);
 	json_t *r = json_array_get(all, before);
 	json_t *q = json_object_get(r, "query");
-	assert_string_equal(jstr(r, "method"), "GET");
-	assert_string_equal(jstr(q, "to"), "+989121234567");
-	assert_string_equal(jstr(q, "text"), fa_text);
-	assert_string_equal(jstr(q, "c"), "ucs2");
-	assert_string_equal(jstr(q, "key"), KEY);
-	assert_string_equal(jstr(r, "body"), "");
+	assert_string_equal(tl_jstr(r, "method"), "GET");
+	assert_string_equal(tl_jstr(q, "to"), "+989121234567");
+	assert_string_equal(tl_jstr(q, "text"), fa_text);
+	assert_string_equal(tl_jstr(q, "c"), "ucs2");
+	assert_string_equal(tl_jstr(q, "key"), KEY);
+	assert_string_equal(tl_jstr(r, "body"), "");
 	json_decref(all);
 
 	/* the provider says no inside a 200: PERMFAIL, the echoed key redacted */
 	char bad[400];
-	snprintf(bad, sizeof bad, "%s", bad_key_path);
+	snprintf(bad, sizeof bad, "%s", fx.bad_secret_path);
 	struct gcase gb = {.lines = get_api, .key = bad};
 	gen_run(&gb);
 	assert_int_equal(gb.s[0].r.status, CHAN_PERMFAIL);
@@ -683,7 +391,7 @@ static void test_form_get_xml(void **state)
 	                    "http 200: {\"ok\": false, \"error\": \"bad key ***\"}");
 
 	/* XML with PUT: the xml filter chosen from the content type */
-	before = nrecords();
+	before = tl_count_jsonl(fx.log_path);
 	struct gcase x = {
 	    .lines = "url = http://127.0.0.1:@PORT@/xml/send\nmethod = PUT\n"
 	             "body = <sms><to>{{to}}</to><text>{{text}}</text><key>{{secret}}</key>"
@@ -693,15 +401,15 @@ static void test_form_get_xml(void **state)
 	};
 	gen_run(&x);
 	assert_int_equal(x.s[0].r.status, CHAN_OK);
-	all = records();
+	all = tl_read_jsonl(fx.log_path, 0);
 	r = json_array_get(all, before);
 	json_t *xml = json_object_get(r, "xml");
-	assert_string_equal(jstr(r, "method"), "PUT");
+	assert_string_equal(tl_jstr(r, "method"), "PUT");
 	assert_non_null(xml);
-	assert_string_equal(jstr(xml, "text"), tricky);
-	assert_string_equal(jstr(xml, "to"), "989121234567");
-	assert_string_equal(jstr(xml, "key"), KEY);
-	assert_string_equal(jstr(xml, "c"), "2"); /* the TAB makes it UCS-2 */
+	assert_string_equal(tl_jstr(xml, "text"), tricky);
+	assert_string_equal(tl_jstr(xml, "to"), "989121234567");
+	assert_string_equal(tl_jstr(xml, "key"), KEY);
+	assert_string_equal(tl_jstr(xml, "c"), "2"); /* the TAB makes it UCS-2 */
 	json_decref(all);
 }
 
@@ -762,7 +470,7 @@ static void test_answers(void **state)
 	/* no success_value: the pointer must exist and be neither null nor false */
 	const char *only_ptr = "url = http://127.0.0.1:@PORT@/get/send?key={{secret}}&to={{to}}"
 	                       "&text={{text}}\nsuccess_json_pointer = /id\n";
-	fake_script("[{\"status\": 200, \"body\": \"{\\\"id\\\": null}\"}]");
+	tl_fake_control(fx.port, "script", "[{\"status\": 200, \"body\": \"{\\\"id\\\": null}\"}]");
 	struct gcase g = {.lines = only_ptr};
 	gen_run(&g);
 	assert_int_equal(g.s[0].r.status, CHAN_PERMFAIL);
@@ -771,13 +479,14 @@ static void test_answers(void **state)
 	assert_int_equal(g2.s[0].r.status, CHAN_OK);
 
 	/* the wrong key: the fake echoes it in a 401, the reason redacts it */
-	struct gcase w = {.lines = json_api, .key = bad_key_path};
+	struct gcase w = {.lines = json_api, .key = fx.bad_secret_path};
 	gen_run(&w);
 	assert_int_equal(w.s[0].r.status, CHAN_PERMFAIL);
 	assert_string_equal(w.s[0].r.reason, "http 401: {\"error\": \"invalid api key ***\"}");
 
 	/* transport: a timeout */
-	fake_script("[{\"status\": 200, \"body\": \"{}\", \"delay_ms\": 3000}]");
+	tl_fake_control(fx.port, "script",
+	                "[{\"status\": 200, \"body\": \"{}\", \"delay_ms\": 3000}]");
 	struct gcase tmo = {.lines = json_api, .timeout = "300ms"};
 	gen_run(&tmo);
 	assert_int_equal(tmo.s[0].r.status, CHAN_TEMPFAIL);
@@ -787,7 +496,7 @@ static void test_answers(void **state)
 static void test_refused_before_sending(void **state)
 {
 	(void)state;
-	size_t before = nrecords();
+	size_t before = tl_count_jsonl(fx.log_path);
 	char *fa71 = xmalloc(71 * 2 + 1);
 
 	for (int i = 0; i < 71; i++)
@@ -809,7 +518,7 @@ static void test_refused_before_sending(void **state)
 	assert_string_equal(k.s[3].r.reason, "empty text");
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(k.s[i].r.status, CHAN_PERMFAIL);
-	assert_int_equal(nrecords(), before);
+	assert_int_equal(tl_count_jsonl(fx.log_path), before);
 	free(fa71);
 
 	/* a raw sender with a space breaks a URL: refused at send, not sent */
@@ -818,39 +527,19 @@ static void test_refused_before_sending(void **state)
 	gen_run(&u);
 	assert_int_equal(u.s[0].r.status, CHAN_PERMFAIL);
 	assert_memory_equal(u.s[0].r.reason, "url would contain white space", 29);
-	assert_int_equal(nrecords(), before);
+	assert_int_equal(tl_count_jsonl(fx.log_path), before);
 }
 
 /* ---- setup ------------------------------------------------------------------- */
 
 static int group_setup(void **state)
 {
-	(void)state;
+	*state = &fx; /* for tl_fixture_group_teardown */
 	log_setup(LOG_ERR, LOG_FMT_KV);
-	signal(SIGPIPE, SIG_IGN);
-	const char *t = getenv("TMPDIR");
-	snprintf(tmpdir, sizeof tmpdir, "%s/clubd-test-generic-XXXXXX", t && *t ? t : "/tmp");
-	if (!mkdtemp(tmpdir))
+	if (tl_fixture_setup(&fx, "generic", "api-key", KEY, "wrong-key", "not-the-key\n") < 0)
 		return -1;
-	snprintf(key_path, sizeof key_path, "%s/api-key", tmpdir);
-	snprintf(bad_key_path, sizeof bad_key_path, "%s/wrong-key", tmpdir);
-	snprintf(log_path, sizeof log_path, "%s/generic-requests.jsonl", tmpdir);
-	char k[64];
-	snprintf(k, sizeof k, "%s\n", KEY);
-	write_file(key_path, k, 0600);
-	write_file(bad_key_path, "not-the-key\n", 0600);
-	return start_fake();
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	if (fake_pid > 0) {
-		kill(fake_pid, SIGTERM);
-		waitpid(fake_pid, NULL, 0);
-	}
-	nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	return 0;
+	const char *args[] = {"--key", KEY, "--log", fx.log_path, NULL};
+	return tl_fixture_start_fake(&fx, "generic_sms.py", args);
 }
 
 int main(void)
@@ -860,5 +549,5 @@ int main(void)
 	    cmocka_unit_test(test_form_get_xml),           cmocka_unit_test(test_answers),
 	    cmocka_unit_test(test_refused_before_sending),
 	};
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, group_setup, tl_fixture_group_teardown);
 }

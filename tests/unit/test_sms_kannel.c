@@ -9,24 +9,14 @@
  * errors, and no reason ever carrying the password.  Every test ends with
  * uv_loop_close() == 0; no assertion depends on elapsed time.
  */
-#include <curl/curl.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <limits.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -38,6 +28,7 @@
 #include "log.h"
 #include "sms_drivers.h"
 #include "sms_segments.h"
+#include "testlib.h"
 #include "util.h"
 
 /* Characters that need percent-encoding, and one that Kannel's own
@@ -45,291 +36,24 @@
 static const char PASSWORD[] = "p@ss w&rd+1%=";
 static const char PASSWORD_PCT[] = "p%40ss%20w%26rd%2B1%25%3D";
 
-static char tmpdir[256];
-static char pw_path[320], bad_pw_path[320], log_path[320];
-static pid_t fake_pid = -1;
-static int fake_port;
+static struct tl_fixture fx;
 
-static const char fa_text[] =
-    "\xd8\xb3\xd9\x84\xd8\xa7\xd9\x85\xd8\x8c \xd9\x85\xd8\xb4\xd8\xaa\xd8\xb1\xdb\x8c "
-    "\xda\xaf\xd8\xb1\xd8\xa7\xd9\x85\xdb\x8c! \xd8\xa8\xd8\xa7\xd8\xb4\xda\xaf\xd8\xa7\xd9\x87 "
-    "\xd9\x85\xd8\xa7 \xd8\xa7\xd8\xb2 \xd8\xb4\xd9\x86\xd8\xa8\xd9\x87 \xd8\xaa\xd8\xa7 "
-    "\xd8\xac\xd9\x85\xd8\xb9\xd9\x87 \xd8\xa8\xd8\xa7\xd8\xb2 \xd8\xa7\xd8\xb3\xd8\xaa.\n"
-    "\xda\xa9\xd8\xaf \xd8\xaa\xd8\xae\xd9\x81\xdb\x8c\xd9\x81: YALDA1402 \xe2\x80\x94 "
-    "\xd8\xa8\xd8\xb1\xd8\xa7\xdb\x8c \xd9\x84\xd8\xba\xd9\x88 \xdb\xb1\xdb\xb1 "
-    "\xd8\xb1\xd8\xa7 \xd8\xa8\xd9\x81\xd8\xb1\xd8\xb3\xd8\xaa\xdb\x8c\xd8\xaf.";
+static const char fa_text[] = TL_FA_TEXT;
 /* "salam" in Persian, as sent on the wire */
-static const char fa_salam[] = "\xd8\xb3\xd9\x84\xd8\xa7\xd9\x85";
-static const char fa_salam_pct[] = "%D8%B3%D9%84%D8%A7%D9%85";
+static const char fa_salam[] = TL_FA_SALAM;
+static const char fa_salam_pct[] = TL_FA_SALAM_PCT;
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-	assert_true(fd >= 0);
-	size_t n = strlen(text);
-	assert_int_equal(write(fd, text, n), (ssize_t)n);
-	close(fd);
-}
-
 static struct config *load_cfg(const char *text, struct cfg_error *err)
 {
-	char path[512];
-	snprintf(path, sizeof path, "%s/kannel.conf", tmpdir);
-	write_file(path, text, 0600);
-	struct config *c = NULL;
-	memset(err, 0, sizeof *err);
-	if (config_load(path, &c, err) < 0)
-		return NULL;
-	return c;
+	return tl_load_config(fx.dir, "kannel.conf", text, err);
 }
 
 /* Configure [channel.sms] with the driver under test, as channel.c does. */
 static struct chan *sms_chan(const struct config *cfg, struct cfg_error *err)
 {
-	const struct cfg_channel *cc = config_channel(cfg, "sms");
-	assert_non_null(cc);
-	struct chan *c = xcalloc(1, sizeof *c);
-	c->cfg = cc;
-	(void)cfg_sec_str(cc->sec, "driver", NULL);
-	c->drv = &chan_sms_kannel_driver;
-	c->root = cfg;
-	int r = c->drv->configure(c, err);
-	c->root = NULL;
-	if (r == 0)
-		r = cfg_sec_check_unused(cc->sec, err);
-	if (r < 0) {
-		chan_free_all(c, 1);
-		return NULL;
-	}
-	return c;
-}
-
-struct until {
-	const int *count;
-	int want;
-	int fired;
-};
-
-static void guard_cb(uv_timer_t *t)
-{
-	struct until *u = t->data;
-	u->fired = 1;
-	uv_stop(t->loop);
-}
-
-static void until_prepare(uv_prepare_t *p)
-{
-	struct until *u = p->data;
-	if (*u->count >= u->want)
-		uv_stop(p->loop);
-}
-
-/* Run the loop until *count >= want; a 30 s guard only catches hangs. */
-static void run_until(uv_loop_t *loop, const int *count, int want)
-{
-	struct until u = {.count = count, .want = want};
-	uv_timer_t g;
-	uv_prepare_t p;
-	uv_timer_init(loop, &g);
-	g.data = &u;
-	uv_timer_start(&g, guard_cb, 30000, 0);
-	uv_prepare_init(loop, &p);
-	p.data = &u;
-	uv_prepare_start(&p, until_prepare);
-	while (*count < want && !u.fired)
-		uv_run(loop, UV_RUN_DEFAULT);
-	uv_close((uv_handle_t *)&g, NULL);
-	uv_close((uv_handle_t *)&p, NULL);
-	uv_run(loop, UV_RUN_NOWAIT);
-	assert_false(u.fired);
-}
-
-static void on_stopped(void *arg)
-{
-	(*(int *)arg)++;
-}
-
-static void stop_all(uv_loop_t *loop, struct chan *c)
-{
-	int st = 0;
-	chan_stop_all(c, 1, on_stopped, &st);
-	run_until(loop, &st, 1);
-	chan_free_all(c, 1);
-	for (int i = 0; i < 1000 && uv_loop_alive(loop); i++)
-		uv_run(loop, UV_RUN_NOWAIT);
-	assert_int_equal(uv_loop_close(loop), 0);
-}
-
-struct sendctx {
-	struct chan_msg m;
-	char id[ID_LEN + 1];
-	struct chan_result r;
-	int done;
-	int *counter;
-};
-
-static void on_done(void *arg, const struct chan_result *r)
-{
-	struct sendctx *s = arg;
-	assert_int_equal(s->done, 0);
-	s->r = *r;
-	s->done = 1;
-	(*s->counter)++;
-}
-
-static void mk_msg(struct sendctx *s, int *counter, const char *to, const char *text)
-{
-	memset(s, 0, sizeof *s);
-	id_new(s->id, now_ms());
-	s->m.id = s->id;
-	s->m.channel = "sms";
-	s->m.category = "transactional";
-	s->m.contact_id = "c-42";
-	s->m.to = to;
-	s->m.lang = "fa";
-	s->m.text = text;
-	s->m.attempt = 1;
-	s->m.created_ms = 1700000000123;
-	s->counter = counter;
-}
-
-/* ---- the fake ------------------------------------------------------------ */
-
-static int find_script(const char *name, char *script, size_t n)
-{
-	const char *src = getenv("CLUBD_SRCDIR");
-	script[0] = '\0';
-	if (src)
-		snprintf(script, n, "%s/tests/fakes/%s", src, name);
-	if (!script[0] || access(script, R_OK) != 0)
-		snprintf(script, n, "tests/fakes/%s", name);
-	if (access(script, R_OK) != 0)
-		snprintf(script, n, "../../tests/fakes/%s", name);
-	if (access(script, R_OK) != 0) {
-		/* next to the binary: build/tests/test_x -> ../../tests/fakes */
-		char exe[PATH_MAX];
-		ssize_t l = readlink("/proc/self/exe", exe, sizeof exe - 1);
-		if (l > 0) {
-			exe[l] = '\0';
-			char *slash = strrchr(exe, '/');
-			if (slash)
-				*slash = '\0';
-			snprintf(script, n, "%s/../../tests/fakes/%s", exe, name);
-		}
-	}
-	if (access(script, R_OK) != 0) {
-		fprintf(stderr, "%s not found (set CLUBD_SRCDIR)\n", name);
-		return -1;
-	}
-	return 0;
-}
-
-static int start_fake(void)
-{
-	char script[PATH_MAX + 64];
-	if (find_script("kannel.py", script, sizeof script) < 0)
-		return -1;
-	char user[128];
-	snprintf(user, sizeof user, "clubd:%s", PASSWORD);
-	int fds[2];
-	if (pipe(fds) < 0)
-		return -1;
-	pid_t pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		dup2(fds[1], 1);
-		close(fds[0]);
-		close(fds[1]);
-		execl("/usr/bin/python3", "python3", script, "--user", user, "--log", log_path,
-		      (char *)NULL);
-		_exit(127);
-	}
-	close(fds[1]);
-	fake_pid = pid;
-	char line[32];
-	size_t got = 0;
-	while (got < sizeof line - 1) {
-		struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
-		if (poll(&pfd, 1, 20000) <= 0)
-			break;
-		ssize_t r = read(fds[0], line + got, 1);
-		if (r <= 0 || line[got] == '\n')
-			break;
-		got++;
-	}
-	line[got] = '\0';
-	close(fds[0]);
-	int64_t port;
-	if (parse_i64(line, 1, 65535, &port) < 0)
-		return -1;
-	fake_port = (int)port;
-	return 0;
-}
-
-/* Queue scripted answers at the fake (a blocking request from the test). */
-static void fake_script(const char *json)
-{
-	char url[128];
-	snprintf(url, sizeof url, "http://127.0.0.1:%d/_control/script", fake_port);
-	CURL *e = curl_easy_init();
-	assert_non_null(e);
-	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, json);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
-	FILE *devnull = fopen("/dev/null", "w");
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, devnull);
-	assert_int_equal(curl_easy_perform(e), CURLE_OK);
-	long code = 0;
-	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
-	assert_int_equal(code, 200);
-	curl_easy_cleanup(e);
-	fclose(devnull);
-}
-
-/* Every request the fake recorded so far, as a JSON array. */
-static json_t *records(void)
-{
-	json_t *a = json_array();
-	FILE *f = fopen(log_path, "r");
-	if (!f)
-		return a;
-	char *line = NULL;
-	size_t cap = 0;
-	while (getline(&line, &cap, f) > 0) {
-		json_error_t je;
-		json_t *j = json_loads(line, 0, &je);
-		if (!j)
-			fail_msg("bad record line: %s", je.text);
-		json_array_append_new(a, j);
-	}
-	free(line);
-	fclose(f);
-	return a;
-}
-
-static size_t nrecords(void)
-{
-	json_t *a = records();
-	size_t n = json_array_size(a);
-	json_decref(a);
-	return n;
-}
-
-static const char *jstr(json_t *o, const char *k)
-{
-	json_t *v = json_object_get(o, k);
-	return json_is_string(v) ? json_string_value(v) : NULL;
+	return tl_chan_configure(cfg, "sms", &chan_sms_kannel_driver, err);
 }
 
 /* The record whose dlr-url or raw query names message id. */
@@ -339,8 +63,8 @@ static json_t *record_for(json_t *all, const char *id)
 	json_t *r;
 	json_array_foreach(all, i, r)
 	{
-		const char *dlr = jstr(json_object_get(r, "params"), "dlr-url");
-		const char *raw = jstr(r, "raw_query");
+		const char *dlr = tl_jstr(json_object_get(r, "params"), "dlr-url");
+		const char *raw = tl_jstr(r, "raw_query");
 		if ((dlr && strstr(dlr, id)) || (raw && strstr(raw, id)))
 			return r;
 	}
@@ -358,7 +82,7 @@ struct kcase {
 	int n;
 	const char *to[8];
 	const char *text[8];
-	struct sendctx s[8];
+	struct tl_send s[8];
 };
 
 static void kannel_run(struct kcase *k)
@@ -368,29 +92,10 @@ static void kannel_run(struct kcase *k)
 	         "[channel.sms]\ndriver = kannel\nurl = http://127.0.0.1:%d/cgi-bin/sendsms\n"
 	         "username = clubd\npassword_file = %s\ntimeout = %s\nmax_inflight = "
 	         "16\nwindow_initial = 16\n%s",
-	         k->port ? k->port : fake_port, k->pw ? k->pw : pw_path,
+	         k->port ? k->port : fx.port, k->pw ? k->pw : fx.secret_path,
 	         k->timeout ? k->timeout : "2s", k->extra ? k->extra : "");
-	struct cfg_error err;
-	struct config *cfg = load_cfg(conf, &err);
-	if (!cfg)
-		fail_msg("%s", err.msg);
-	struct chan *c = sms_chan(cfg, &err);
-	if (!c)
-		fail_msg("%s", err.msg);
-	uv_loop_t loop;
-	uv_loop_init(&loop);
-	assert_int_equal(chan_start_all(c, 1, &loop), 0);
-	int ndone = 0;
-	int n = k->n ? k->n : 1;
-	for (int i = 0; i < n; i++) {
-		mk_msg(&k->s[i], &ndone, k->to[i] ? k->to[i] : "+989121234567",
-		       k->text[i] ? k->text[i] : "Hello from the club");
-		assert_int_equal(chan_send(c, &k->s[i].m, on_done, &k->s[i]), 0);
-	}
-	assert_int_equal(ndone, 0); /* never from inside send */
-	run_until(&loop, &ndone, n);
-	stop_all(&loop, c);
-	config_free(cfg);
+	int n = tl_sms_run(fx.dir, "kannel.conf", conf, &chan_sms_kannel_driver, k->s, k->n, k->to,
+	                   k->text);
 	for (int i = 0; i < n; i++) {
 		assert_null(strstr(k->s[i].r.reason, PASSWORD));
 		assert_null(strstr(k->s[i].r.reason, PASSWORD_PCT));
@@ -401,7 +106,7 @@ static void kannel_run(struct kcase *k)
 static struct chan_result one_t(const char *extra, const char *timeout, const char *script)
 {
 	if (script)
-		fake_script(script);
+		tl_fake_control(fx.port, "script", script);
 	struct kcase k = {.extra = extra, .timeout = timeout};
 	kannel_run(&k);
 	return k.s[0].r;
@@ -438,7 +143,7 @@ static void test_config_errors(void **state)
 	snprintf(base, sizeof base,
 	         "url = http://127.0.0.1:1/cgi-bin/sendsms?x=hunter2\nusername = clubd\n"
 	         "password_file = %s\n",
-	         pw_path);
+	         fx.secret_path);
 	expect_cfg_error("username = u\n", "kannel.conf:1: channel.sms.url: is required");
 	expect_cfg_error("url = ftp://hunter2@h/\n", ":3: channel.sms.url: must be an http://");
 	expect_cfg_error("url = http://h/a b?k=hunter2\n", ":3: channel.sms.url:");
@@ -472,8 +177,8 @@ static void test_config_errors(void **state)
 	}
 	/* a password with a control character is refused, and never echoed */
 	char ctl[320];
-	snprintf(ctl, sizeof ctl, "%s/ctl-pw", tmpdir);
-	write_file(ctl, "hunter2\tx\n", 0600);
+	snprintf(ctl, sizeof ctl, "%s/ctl-pw", fx.dir);
+	tl_write_file(ctl, "hunter2\tx\n", 0600);
 	snprintf(text, sizeof text, "url = http://h/\nusername = u\npassword_file = %s\n", ctl);
 	expect_cfg_error(text, ":5: channel.sms.password_file: the password contains control");
 
@@ -498,7 +203,7 @@ static void test_config_errors(void **state)
 static void test_get(void **state)
 {
 	(void)state;
-	size_t before = nrecords();
+	size_t before = tl_count_jsonl(fx.log_path);
 	char *long_gsm = xmalloc(162);
 	memset(long_gsm, 'x', 161);
 	long_gsm[161] = '\0';
@@ -520,30 +225,30 @@ static void test_get(void **state)
 		assert_int_equal(k.s[i].r.segments, want_seg[i]);
 		assert_int_equal(k.s[i].r.cost_micros, 7500 * want_seg[i]);
 	}
-	json_t *all = records();
+	json_t *all = tl_read_jsonl(fx.log_path, 0);
 	assert_int_equal(json_array_size(all), before + 4);
 	for (int i = 0; i < 4; i++) {
 		json_t *r = record_for(all, k.s[i].id);
 		json_t *p = json_object_get(r, "params");
-		assert_string_equal(jstr(r, "method"), "GET");
+		assert_string_equal(tl_jstr(r, "method"), "GET");
 		assert_true(json_is_true(json_object_get(r, "password_ok")));
 		assert_null(json_object_get(p, "password")); /* the fake keeps no secrets */
-		assert_string_equal(jstr(p, "username"), "clubd");
-		assert_string_equal(jstr(p, "from"), "Club Shop");
-		assert_string_equal(jstr(p, "to"), "989121234567"); /* strip_plus default */
-		assert_string_equal(jstr(r, "text"), k.text[i]);
-		assert_string_equal(jstr(p, "charset"), "UTF-8");
-		assert_string_equal(jstr(p, "coding"), i == 1 || i == 3 ? "2" : "0");
-		assert_string_equal(jstr(p, "dlr-mask"), "31");
-		assert_string_equal(jstr(p, "smsc"), "mci");
+		assert_string_equal(tl_jstr(p, "username"), "clubd");
+		assert_string_equal(tl_jstr(p, "from"), "Club Shop");
+		assert_string_equal(tl_jstr(p, "to"), "989121234567"); /* strip_plus default */
+		assert_string_equal(tl_jstr(r, "text"), k.text[i]);
+		assert_string_equal(tl_jstr(p, "charset"), "UTF-8");
+		assert_string_equal(tl_jstr(p, "coding"), i == 1 || i == 3 ? "2" : "0");
+		assert_string_equal(tl_jstr(p, "dlr-mask"), "31");
+		assert_string_equal(tl_jstr(p, "smsc"), "mci");
 		char want[256], sig[CALLBACK_SIG_LEN + 1];
 		assert_int_equal(callback_sign("dlr", k.s[i].id, sig), 0);
 		snprintf(want, sizeof want,
 		         "https://clubd.example/v1/dlr/kannel?m=%s&k=%s&s=%%d&t=%%T&to=%%p",
 		         k.s[i].id, sig);
-		assert_string_equal(jstr(p, "dlr-url"), want);
+		assert_string_equal(tl_jstr(p, "dlr-url"), want);
 		/* on the wire: everything percent-encoded, %-codes included */
-		const char *raw = jstr(r, "raw_query");
+		const char *raw = tl_jstr(r, "raw_query");
 		snprintf(want, sizeof want,
 		         "&dlr-url=https%%3A%%2F%%2Fclubd.example%%2Fv1%%2Fdlr%%2Fkannel%%3Fm%%3D%s"
 		         "%%26k%%3D%s%%26s%%3D%%25d%%26t%%3D%%25T%%26to%%3D%%25p",
@@ -564,28 +269,28 @@ static void test_get(void **state)
 	free(long_gsm);
 
 	/* no dlr_url: no dlr parameters at all; strip_plus = no keeps the + */
-	before = nrecords();
+	before = tl_count_jsonl(fx.log_path);
 	struct kcase k2 = {.extra = "strip_plus = no\n", .text = {fa_salam}};
 	kannel_run(&k2);
 	assert_int_equal(k2.s[0].r.status, CHAN_OK);
 	assert_int_equal(k2.s[0].r.cost_micros, 0); /* no price configured */
-	all = records();
+	all = tl_read_jsonl(fx.log_path, 0);
 	assert_int_equal(json_array_size(all), before + 1);
 	json_t *r = json_array_get(all, before);
 	json_t *p = json_object_get(r, "params");
-	assert_string_equal(jstr(p, "to"), "+989121234567");
+	assert_string_equal(tl_jstr(p, "to"), "+989121234567");
 	assert_null(json_object_get(p, "dlr-url"));
 	assert_null(json_object_get(p, "dlr-mask"));
 	assert_null(json_object_get(p, "from"));
 	assert_null(json_object_get(p, "smsc"));
-	assert_non_null(strstr(jstr(r, "raw_query"), "&to=%2B989121234567&"));
+	assert_non_null(strstr(tl_jstr(r, "raw_query"), "&to=%2B989121234567&"));
 	json_decref(all);
 }
 
 static void test_post(void **state)
 {
 	(void)state;
-	size_t before = nrecords();
+	size_t before = tl_count_jsonl(fx.log_path);
 	struct kcase k = {
 	    .extra = "method = post\nstrip_plus = no\nsender = 30001234\n"
 	             "dlr_url = https://clubd.example/dlr?src=k1\ndlr_mask = 3\n"
@@ -594,7 +299,7 @@ static void test_post(void **state)
 	    .text = {fa_text, "Plain ASCII, one part"},
 	};
 	kannel_run(&k);
-	json_t *all = records();
+	json_t *all = tl_read_jsonl(fx.log_path, 0);
 	assert_int_equal(json_array_size(all), before + 2);
 	for (int i = 0; i < 2; i++) {
 		if (k.s[i].r.status != CHAN_OK)
@@ -603,22 +308,22 @@ static void test_post(void **state)
 		assert_int_equal(k.s[i].r.cost_micros, i == 0 ? 20000 : 10000);
 		json_t *r = record_for(all, k.s[i].id);
 		json_t *p = json_object_get(r, "params");
-		assert_string_equal(jstr(r, "method"), "POST");
-		assert_string_equal(jstr(r, "content_type"), "text/plain; charset=UTF-8");
-		assert_string_equal(jstr(r, "raw_query"), ""); /* nothing in the URL */
+		assert_string_equal(tl_jstr(r, "method"), "POST");
+		assert_string_equal(tl_jstr(r, "content_type"), "text/plain; charset=UTF-8");
+		assert_string_equal(tl_jstr(r, "raw_query"), ""); /* nothing in the URL */
 		assert_true(json_is_true(json_object_get(r, "password_ok")));
-		assert_string_equal(jstr(p, "username"), "clubd");
-		assert_string_equal(jstr(p, "from"), "30001234");
-		assert_string_equal(jstr(p, "to"), "+989121234567");
-		assert_string_equal(jstr(p, "coding"), i == 0 ? "2" : "0");
-		assert_string_equal(jstr(p, "dlr-mask"), "3");
-		assert_string_equal(jstr(r, "text"), k.text[i]);
+		assert_string_equal(tl_jstr(p, "username"), "clubd");
+		assert_string_equal(tl_jstr(p, "from"), "30001234");
+		assert_string_equal(tl_jstr(p, "to"), "+989121234567");
+		assert_string_equal(tl_jstr(p, "coding"), i == 0 ? "2" : "0");
+		assert_string_equal(tl_jstr(p, "dlr-mask"), "3");
+		assert_string_equal(tl_jstr(r, "text"), k.text[i]);
 		char want[256], sig[CALLBACK_SIG_LEN + 1];
 		assert_int_equal(callback_sign("dlr", k.s[i].id, sig), 0);
 		snprintf(want, sizeof want,
 		         "https://clubd.example/dlr?src=k1&m=%s&k=%s&s=%%d&t=%%T&to=%%p", k.s[i].id,
 		         sig);
-		assert_string_equal(jstr(p, "dlr-url"), want);
+		assert_string_equal(tl_jstr(p, "dlr-url"), want);
 	}
 	json_decref(all);
 }
@@ -685,7 +390,7 @@ static void test_answers(void **state)
 		assert_true((unsigned char)*p >= 0x20);
 
 	/* the fake's own check: a wrong password is refused */
-	struct kcase k = {.pw = bad_pw_path};
+	struct kcase k = {.pw = fx.bad_secret_path};
 	kannel_run(&k);
 	assert_int_equal(k.s[0].r.status, CHAN_PERMFAIL);
 	assert_string_equal(k.s[0].r.reason, "kannel 403: Authorization failed for sendsms");
@@ -701,12 +406,9 @@ static void test_timeout_and_refused(void **state)
 	assert_string_equal(r.reason, "timeout");
 
 	/* a bound, never listening port: connection refused */
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	socklen_t sl = sizeof sa;
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-	struct kcase k = {.port = ntohs(sa.sin_port)};
+	int fd;
+	int port = tl_bound_port(&fd);
+	struct kcase k = {.port = port};
 	kannel_run(&k);
 	close(fd);
 	assert_int_equal(k.s[0].r.status, CHAN_TEMPFAIL);
@@ -717,7 +419,7 @@ static void test_timeout_and_refused(void **state)
 static void test_refused_before_sending(void **state)
 {
 	(void)state;
-	size_t before = nrecords();
+	size_t before = tl_count_jsonl(fx.log_path);
 	char *t161 = xmalloc(162);
 	memset(t161, 'a', 161);
 	t161[161] = '\0';
@@ -746,7 +448,7 @@ static void test_refused_before_sending(void **state)
 	assert_string_equal(k.s[4].r.reason, "empty text");
 	assert_int_equal(k.s[5].r.status, CHAN_PERMFAIL);
 	assert_string_equal(k.s[5].r.reason, "text is not valid UTF-8");
-	assert_int_equal(nrecords(), before); /* nothing reached the provider */
+	assert_int_equal(tl_count_jsonl(fx.log_path), before); /* nothing reached the provider */
 	free(t161);
 	free(fa71);
 
@@ -764,41 +466,33 @@ static void test_refused_before_sending(void **state)
 static void test_stop_waits_for_inflight(void **state)
 {
 	(void)state;
-	fake_script(
+	tl_fake_control(
+	    fx.port, "script",
 	    "[{\"status\": 202, \"body\": \"0: Accepted for delivery\", \"delay_ms\": 300}]");
 	char conf[1024];
 	snprintf(conf, sizeof conf,
 	         "[channel.sms]\ndriver = kannel\nurl = http://127.0.0.1:%d/cgi-bin/sendsms\n"
 	         "username = clubd\npassword_file = %s\ntimeout = 10s\n",
-	         fake_port, pw_path);
-	struct cfg_error err;
-	struct config *cfg = load_cfg(conf, &err);
-	if (!cfg)
-		fail_msg("%s", err.msg);
-	struct chan *c = sms_chan(cfg, &err);
-	if (!c)
-		fail_msg("%s", err.msg);
+	         fx.port, fx.secret_path);
+	struct config *cfg = tl_load_config_or_fail(fx.dir, "kannel.conf", conf);
 	uv_loop_t loop;
-	uv_loop_init(&loop);
-	assert_int_equal(chan_start_all(c, 1, &loop), 0);
+	struct chan *c = tl_chan_up(&loop, cfg, "sms", &chan_sms_kannel_driver);
 	int ndone = 0;
-	struct sendctx s[2];
-	mk_msg(&s[0], &ndone, "+989121234567", "slow");
-	mk_msg(&s[1], &ndone, "+98", "bad recipient, reported later");
-	assert_int_equal(chan_send(c, &s[0].m, on_done, &s[0]), 0);
-	assert_int_equal(chan_send(c, &s[1].m, on_done, &s[1]), 0);
+	struct tl_send s[2];
+	tl_send_init(&s[0], &ndone, "sms", "+989121234567", "slow");
+	tl_send_init(&s[1], &ndone, "sms", "+98", "bad recipient, reported later");
+	assert_int_equal(chan_send(c, &s[0].m, tl_send_done, &s[0]), 0);
+	assert_int_equal(chan_send(c, &s[1].m, tl_send_done, &s[1]), 0);
 	int st = 0;
-	chan_stop_all(c, 1, on_stopped, &st);
+	chan_stop_all(c, 1, tl_on_count, &st);
 	assert_int_equal(ndone, 0);
-	run_until(&loop, &st, 1);
+	tl_run_until(&loop, &st, 1);
 	/* both reported before the channel said it stopped */
 	assert_int_equal(ndone, 2);
 	assert_int_equal(s[0].r.status, CHAN_OK);
 	assert_int_equal(s[1].r.status, CHAN_PERMFAIL);
 	chan_free_all(c, 1);
-	for (int i = 0; i < 1000 && uv_loop_alive(&loop); i++)
-		uv_run(&loop, UV_RUN_NOWAIT);
-	assert_int_equal(uv_loop_close(&loop), 0);
+	assert_int_equal(tl_loop_finish(&loop), 0);
 	config_free(cfg);
 }
 
@@ -806,43 +500,22 @@ static void test_stop_waits_for_inflight(void **state)
 
 static int group_setup(void **state)
 {
-	(void)state;
+	*state = &fx; /* for tl_fixture_group_teardown */
 	log_setup(LOG_ERR, LOG_FMT_KV);
-	signal(SIGPIPE, SIG_IGN);
-	const char *t = getenv("TMPDIR");
-	snprintf(tmpdir, sizeof tmpdir, "%s/clubd-test-kannel-XXXXXX", t && *t ? t : "/tmp");
-	if (!mkdtemp(tmpdir))
+	if (tl_fixture_setup(&fx, "kannel", "kannel-password", PASSWORD, "wrong-password",
+	                     "not-the-password\n") < 0)
 		return -1;
-	snprintf(pw_path, sizeof pw_path, "%s/kannel-password", tmpdir);
-	snprintf(bad_pw_path, sizeof bad_pw_path, "%s/wrong-password", tmpdir);
-	snprintf(log_path, sizeof log_path, "%s/kannel-requests.jsonl", tmpdir);
-	char pw[64];
-	snprintf(pw, sizeof pw, "%s\n", PASSWORD);
-	write_file(pw_path, pw, 0600);
-	write_file(bad_pw_path, "not-the-password\n", 0600);
-	return start_fake();
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	if (fake_pid > 0) {
-		kill(fake_pid, SIGTERM);
-		waitpid(fake_pid, NULL, 0);
-	}
-	nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	return 0;
+	char user[128];
+	snprintf(user, sizeof user, "clubd:%s", PASSWORD);
+	const char *args[] = {"--user", user, "--log", fx.log_path, NULL};
+	return tl_fixture_start_fake(&fx, "kannel.py", args);
 }
 
 int main(void)
 {
 	/* dlr-url callbacks are signed with the process-wide callback secret */
-	char why[256];
-	setenv("CLUBD_TEST_CALLBACK_SECRET", "test-callback-secret-0123456789", 1);
-	if (callback_init("env:CLUBD_TEST_CALLBACK_SECRET", why, sizeof why) < 0) {
-		fprintf(stderr, "callback_init: %s\n", why);
+	if (tl_callback_secret_init() < 0)
 		return 1;
-	}
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_config_errors),
 	    cmocka_unit_test(test_get),
@@ -852,5 +525,5 @@ int main(void)
 	    cmocka_unit_test(test_refused_before_sending),
 	    cmocka_unit_test(test_stop_waits_for_inflight),
 	};
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, group_setup, tl_fixture_group_teardown);
 }

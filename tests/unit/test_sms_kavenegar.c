@@ -16,24 +16,14 @@
  * test).  Every run ends with uv_loop_close() == 0; no assertion depends on
  * elapsed time.
  */
-#include <curl/curl.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <limits.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -44,6 +34,7 @@
 #include "log.h"
 #include "sms_providers.h"
 #include "sms_segments.h"
+#include "testlib.h"
 #include "util.h"
 
 /* characters that change under percent-encoding and Base64 */
@@ -51,162 +42,23 @@ static const char KEY[] = "4B6F+s3cr3t/K3y=77";
 static const char KEY_PCT[] = "4B6F%2Bs3cr3t%2FK3y%3D77";
 static const char KEY_B64[] = "NEI2RitzM2NyM3QvSzN5PTc3";
 
-static char tmpdir[256];
-static char key_path[320], bad_key_path[320], log_path[320], err_path[320];
-static pid_t fake_pid = -1;
-static int fake_port;
-static int saved_stderr = -1;
+static struct tl_fixture fx;
 
-static const char fa_text[] =
-    "\xd8\xb3\xd9\x84\xd8\xa7\xd9\x85\xd8\x8c \xd9\x85\xd8\xb4\xd8\xaa\xd8\xb1\xdb\x8c "
-    "\xda\xaf\xd8\xb1\xd8\xa7\xd9\x85\xdb\x8c! \xd8\xa8\xd8\xa7\xd8\xb4\xda\xaf\xd8\xa7\xd9\x87 "
-    "\xd9\x85\xd8\xa7 \xd8\xa7\xd8\xb2 \xd8\xb4\xd9\x86\xd8\xa8\xd9\x87 \xd8\xaa\xd8\xa7 "
-    "\xd8\xac\xd9\x85\xd8\xb9\xd9\x87 \xd8\xa8\xd8\xa7\xd8\xb2 \xd8\xa7\xd8\xb3\xd8\xaa.\n"
-    "\xda\xa9\xd8\xaf \xd8\xaa\xd8\xae\xd9\x81\xdb\x8c\xd9\x81: YALDA1402 \xe2\x80\x94 "
-    "\xd8\xa8\xd8\xb1\xd8\xa7\xdb\x8c \xd9\x84\xd8\xba\xd9\x88 \xdb\xb1\xdb\xb1 "
-    "\xd8\xb1\xd8\xa7 \xd8\xa8\xd9\x81\xd8\xb1\xd8\xb3\xd8\xaa\xdb\x8c\xd8\xaf.";
-static const char fa_salam[] = "\xd8\xb3\xd9\x84\xd8\xa7\xd9\x85";
-static const char fa_salam_pct[] = "%D8%B3%D9%84%D8%A7%D9%85";
+static const char fa_text[] = TL_FA_TEXT;
+static const char fa_salam[] = TL_FA_SALAM;
+static const char fa_salam_pct[] = TL_FA_SALAM_PCT;
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-	assert_true(fd >= 0);
-	size_t n = strlen(text);
-	assert_int_equal(write(fd, text, n), (ssize_t)n);
-	close(fd);
-}
-
 static struct config *load_cfg(const char *text, struct cfg_error *err)
 {
-	char path[512];
-	snprintf(path, sizeof path, "%s/kavenegar.conf", tmpdir);
-	write_file(path, text, 0600);
-	struct config *c = NULL;
-	memset(err, 0, sizeof *err);
-	if (config_load(path, &c, err) < 0)
-		return NULL;
-	return c;
+	return tl_load_config(fx.dir, "kavenegar.conf", text, err);
 }
 
 /* Configure the sms channel with the driver under test, as channel.c does. */
 static struct chan *sms_chan(const struct config *cfg, struct cfg_error *err)
 {
-	const struct cfg_channel *cc = config_channel(cfg, "sms");
-	assert_non_null(cc);
-	struct chan *c = xcalloc(1, sizeof *c);
-	c->cfg = cc;
-	(void)cfg_sec_str(cc->sec, "driver", NULL);
-	c->drv = &chan_sms_kavenegar_driver;
-	c->root = cfg;
-	int r = c->drv->configure(c, err);
-	c->root = NULL;
-	if (r == 0)
-		r = cfg_sec_check_unused(cc->sec, err);
-	if (r < 0) {
-		chan_free_all(c, 1);
-		return NULL;
-	}
-	return c;
-}
-
-struct until {
-	const int *count;
-	int want;
-	int fired;
-};
-
-static void guard_cb(uv_timer_t *t)
-{
-	struct until *u = t->data;
-	u->fired = 1;
-	uv_stop(t->loop);
-}
-
-static void until_prepare(uv_prepare_t *p)
-{
-	struct until *u = p->data;
-	if (*u->count >= u->want)
-		uv_stop(p->loop);
-}
-
-/* Run the loop until *count >= want; a 30 s guard only catches hangs. */
-static void run_until(uv_loop_t *loop, const int *count, int want)
-{
-	struct until u = {.count = count, .want = want};
-	uv_timer_t g;
-	uv_prepare_t p;
-	uv_timer_init(loop, &g);
-	g.data = &u;
-	uv_timer_start(&g, guard_cb, 30000, 0);
-	uv_prepare_init(loop, &p);
-	p.data = &u;
-	uv_prepare_start(&p, until_prepare);
-	while (*count < want && !u.fired)
-		uv_run(loop, UV_RUN_DEFAULT);
-	uv_close((uv_handle_t *)&g, NULL);
-	uv_close((uv_handle_t *)&p, NULL);
-	uv_run(loop, UV_RUN_NOWAIT);
-	assert_false(u.fired);
-}
-
-static void on_stopped(void *arg)
-{
-	(*(int *)arg)++;
-}
-
-static void stop_all(uv_loop_t *loop, struct chan *c)
-{
-	int st = 0;
-	chan_stop_all(c, 1, on_stopped, &st);
-	run_until(loop, &st, 1);
-	chan_free_all(c, 1);
-	for (int i = 0; i < 1000 && uv_loop_alive(loop); i++)
-		uv_run(loop, UV_RUN_NOWAIT);
-	assert_int_equal(uv_loop_close(loop), 0);
-}
-
-struct sendctx {
-	struct chan_msg m;
-	char id[ID_LEN + 1];
-	struct chan_result r;
-	int done;
-	int *counter;
-};
-
-static void on_done(void *arg, const struct chan_result *r)
-{
-	struct sendctx *s = arg;
-	assert_int_equal(s->done, 0);
-	s->r = *r;
-	s->done = 1;
-	(*s->counter)++;
-}
-
-static void mk_msg(struct sendctx *s, int *counter, const char *to, const char *text)
-{
-	memset(s, 0, sizeof *s);
-	id_new(s->id, now_ms());
-	s->m.id = s->id;
-	s->m.channel = "sms";
-	s->m.category = "transactional";
-	s->m.contact_id = "c-42";
-	s->m.to = to;
-	s->m.lang = "fa";
-	s->m.text = text;
-	s->m.attempt = 1;
-	s->m.created_ms = 1700000000123;
-	s->counter = counter;
+	return tl_chan_configure(cfg, "sms", &chan_sms_kavenegar_driver, err);
 }
 
 /* No secret in any form in s. */
@@ -214,142 +66,6 @@ static void assert_no_secret(const char *s)
 {
 	if (strstr(s, KEY) || strstr(s, KEY_PCT) || strstr(s, KEY_B64))
 		fail_msg("a secret leaked into: %s", s);
-}
-
-/* ---- the fake ------------------------------------------------------------ */
-
-static int find_script(const char *name, char *script, size_t n)
-{
-	const char *src = getenv("CLUBD_SRCDIR");
-	script[0] = '\0';
-	if (src)
-		snprintf(script, n, "%s/tests/fakes/%s", src, name);
-	if (!script[0] || access(script, R_OK) != 0)
-		snprintf(script, n, "tests/fakes/%s", name);
-	if (access(script, R_OK) != 0)
-		snprintf(script, n, "../../tests/fakes/%s", name);
-	if (access(script, R_OK) != 0) {
-		/* next to the binary: build/tests/test_x -> ../../tests/fakes */
-		char exe[PATH_MAX];
-		ssize_t l = readlink("/proc/self/exe", exe, sizeof exe - 1);
-		if (l > 0) {
-			exe[l] = '\0';
-			char *slash = strrchr(exe, '/');
-			if (slash)
-				*slash = '\0';
-			snprintf(script, n, "%s/../../tests/fakes/%s", exe, name);
-		}
-	}
-	if (access(script, R_OK) != 0) {
-		fprintf(stderr, "%s not found (set CLUBD_SRCDIR)\n", name);
-		return -1;
-	}
-	return 0;
-}
-
-static int start_fake(void)
-{
-	char script[PATH_MAX + 64];
-	if (find_script("kavenegar.py", script, sizeof script) < 0)
-		return -1;
-	int fds[2];
-	if (pipe(fds) < 0)
-		return -1;
-	pid_t pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		dup2(fds[1], 1);
-		close(fds[0]);
-		close(fds[1]);
-		execl("/usr/bin/python3", "python3", script, "--key", KEY, "--line", "10004346",
-		      "--line", "2000660110", "--log", log_path, (char *)NULL);
-		_exit(127);
-	}
-	close(fds[1]);
-	fake_pid = pid;
-	char line[32];
-	size_t got = 0;
-	while (got < sizeof line - 1) {
-		struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
-		if (poll(&pfd, 1, 20000) <= 0)
-			break;
-		ssize_t r = read(fds[0], line + got, 1);
-		if (r <= 0 || line[got] == '\n')
-			break;
-		got++;
-	}
-	line[got] = '\0';
-	close(fds[0]);
-	int64_t port;
-	if (parse_i64(line, 1, 65535, &port) < 0)
-		return -1;
-	fake_port = (int)port;
-	return 0;
-}
-
-/* POST a control request to the fake (blocking, from the test). */
-static void fake_control(const char *what, const char *json)
-{
-	char url[128];
-	snprintf(url, sizeof url, "http://127.0.0.1:%d/_control/%s", fake_port, what);
-	CURL *e = curl_easy_init();
-	assert_non_null(e);
-	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, json);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
-	FILE *devnull = fopen("/dev/null", "w");
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, devnull);
-	assert_int_equal(curl_easy_perform(e), CURLE_OK);
-	long code = 0;
-	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
-	assert_int_equal(code, 200);
-	curl_easy_cleanup(e);
-	fclose(devnull);
-}
-
-/* Every request the fake recorded so far, as a JSON array. */
-static json_t *records(void)
-{
-	json_t *a = json_array();
-	FILE *f = fopen(log_path, "r");
-	if (!f)
-		return a;
-	char *line = NULL;
-	size_t cap = 0;
-	while (getline(&line, &cap, f) > 0) {
-		json_error_t je;
-		json_t *j = json_loads(line, 0, &je);
-		if (!j)
-			fail_msg("bad record line: %s", je.text);
-		json_array_append_new(a, j);
-	}
-	free(line);
-	fclose(f);
-	return a;
-}
-
-static size_t nrecords(void)
-{
-	json_t *a = records();
-	size_t n = json_array_size(a);
-	json_decref(a);
-	return n;
-}
-
-static const char *jstr(json_t *o, const char *k)
-{
-	json_t *v = json_object_get(o, k);
-	return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
-/* Like jstr, but the string must be there (cmocka's string asserts crash on NULL). */
-static const char *jreq(json_t *o, const char *k)
-{
-	const char *v = jstr(o, k);
-	if (!v)
-		fail_msg("recorded request has no string \"%s\"", k);
-	return v;
 }
 
 /* The send record whose localid is the one derived from message id. */
@@ -361,7 +77,7 @@ static json_t *record_for(json_t *all, const char *id)
 	json_t *r;
 	json_array_foreach(all, i, r)
 	{
-		const char *l = jstr(json_object_get(r, "params"), "localid");
+		const char *l = tl_jstr(json_object_get(r, "params"), "localid");
 		if (l && strcmp(l, lid) == 0)
 			return r;
 	}
@@ -389,22 +105,15 @@ static void rig_open(struct rig *g, const char *extra, const char *keyfile, int 
 	         "[channel.sms]\nprovider = kavenegar\n\n"
 	         "[provider.kavenegar]\ndriver = kavenegar\nbase_url = http://127.0.0.1:%d/\n"
 	         "api_key_file = %s\ntimeout = %s\nmax_inflight = 32\nwindow_initial = 32\n%s",
-	         port ? port : fake_port, keyfile ? keyfile : key_path, timeout ? timeout : "2s",
-	         extra ? extra : "sender = 10004346\n");
-	struct cfg_error err;
-	g->cfg = load_cfg(conf, &err);
-	if (!g->cfg)
-		fail_msg("%s", err.msg);
-	g->c = sms_chan(g->cfg, &err);
-	if (!g->c)
-		fail_msg("%s", err.msg);
-	uv_loop_init(&g->loop);
-	assert_int_equal(chan_start_all(g->c, 1, &g->loop), 0);
+	         port ? port : fx.port, keyfile ? keyfile : fx.secret_path,
+	         timeout ? timeout : "2s", extra ? extra : "sender = 10004346\n");
+	g->cfg = tl_load_config_or_fail(fx.dir, "kavenegar.conf", conf);
+	g->c = tl_chan_up(&g->loop, g->cfg, "sms", &chan_sms_kavenegar_driver);
 }
 
 static void rig_close(struct rig *g)
 {
-	stop_all(&g->loop, g->c);
+	tl_stop_all_and_close(&g->loop, g->c, 1);
 	config_free(g->cfg);
 }
 
@@ -417,22 +126,13 @@ struct kcase {
 	const char *to[MAXN];
 	const char *text[MAXN];
 	const char *id[MAXN]; /* NULL: a new id */
-	struct sendctx s[MAXN];
+	struct tl_send s[MAXN];
 };
 
 static void send_all(struct rig *g, struct kcase *k)
 {
-	int ndone = 0;
 	int n = k->n ? k->n : 1;
-	for (int i = 0; i < n; i++) {
-		mk_msg(&k->s[i], &ndone, k->to[i] ? k->to[i] : "+989121234567",
-		       k->text[i] ? k->text[i] : "Hello from the club");
-		if (k->id[i])
-			snprintf(k->s[i].id, sizeof k->s[i].id, "%s", k->id[i]);
-		assert_int_equal(chan_send(g->c, &k->s[i].m, on_done, &k->s[i]), 0);
-	}
-	assert_int_equal(ndone, 0); /* never from inside send */
-	run_until(&g->loop, &ndone, n);
+	tl_sms_send_batch(&g->loop, g->c, k->s, n, k->to, k->text, k->id);
 	for (int i = 0; i < n; i++) {
 		assert_no_secret(k->s[i].r.reason);
 		if (k->s[i].r.status != CHAN_OK)
@@ -451,7 +151,7 @@ static void kv_run(struct kcase *k)
 static struct chan_result one(const char *script)
 {
 	if (script)
-		fake_control("script", script);
+		tl_fake_control(fx.port, "script", script);
 	struct kcase k = {0};
 	kv_run(&k);
 	return k.s[0].r;
@@ -486,7 +186,7 @@ static void poll_ids(struct rig *g, const char *const *ids, size_t n, struct pol
 	memset(p, 0, sizeof *p);
 	assert_int_equal(kavenegar_status_by_localid(g->c, ids, n, on_poll, p), 0);
 	assert_int_equal(p->done, 0); /* never from inside the call */
-	run_until(&g->loop, &p->done, 1);
+	tl_run_until(&g->loop, &p->done, 1);
 }
 
 /* ---- tests --------------------------------------------------------------------- */
@@ -512,7 +212,7 @@ static void test_config_errors(void **state)
 	char base[1024], text[2048];
 	/* line 1 [channel.sms], 2 driver, 3 api_key_file */
 	snprintf(base, sizeof base, "[channel.sms]\ndriver = kavenegar\napi_key_file = %s\n",
-	         key_path);
+	         fx.secret_path);
 	expect_cfg_error("[channel.sms]\ndriver = kavenegar\n",
 	                 "kavenegar.conf:1: channel.sms.api_key_file: is required");
 	expect_cfg_error("[channel.sms]\ndriver = kavenegar\napi_key_file = /nonexistent/key\n",
@@ -536,8 +236,8 @@ static void test_config_errors(void **state)
 	}
 	/* a key with white space is refused, and never echoed */
 	char ws[320];
-	snprintf(ws, sizeof ws, "%s/ws-key", tmpdir);
-	write_file(ws, "hunter2 x\n", 0600);
+	snprintf(ws, sizeof ws, "%s/ws-key", fx.dir);
+	tl_write_file(ws, "hunter2 x\n", 0600);
 	snprintf(text, sizeof text, "[channel.sms]\ndriver = kavenegar\napi_key_file = %s\n", ws);
 	expect_cfg_error(text, ":3: channel.sms.api_key_file: the API key must be");
 
@@ -545,7 +245,7 @@ static void test_config_errors(void **state)
 	snprintf(text, sizeof text,
 	         "[channel.sms]\nprovider = kn\n\n[provider.kn]\ndriver = kavenegar\n"
 	         "api_key_file = %s\nsender = +98\n",
-	         key_path);
+	         fx.secret_path);
 	expect_cfg_error(text, ":7: provider.kn.sender: must be a Kavenegar line number");
 
 	/* every key, valid; no sender at all is valid too (the account's default) */
@@ -596,7 +296,7 @@ static void test_localid(void **state)
 static void test_request_encoding(void **state)
 {
 	(void)state;
-	size_t before = nrecords();
+	size_t before = tl_count_jsonl(fx.log_path);
 	char *long_gsm = xmalloc(162);
 	memset(long_gsm, 'x', 161);
 	long_gsm[161] = '\0';
@@ -612,7 +312,7 @@ static void test_request_encoding(void **state)
 	kv_run(&k);
 	int want_seg[] = {2, 1, 2, 1};
 	const char *want_to[] = {"989121234567", "989351234567", "989121234567", "989121234567"};
-	json_t *all = records();
+	json_t *all = tl_read_jsonl(fx.log_path, 0);
 	assert_int_equal(json_array_size(all), before + 4);
 	for (int i = 0; i < 4; i++) {
 		struct chan_result *r = &k.s[i].r;
@@ -622,26 +322,27 @@ static void test_request_encoding(void **state)
 		assert_int_equal(r->cost_micros, 250000000LL * want_seg[i]);
 		json_t *rec = record_for(all, k.s[i].id);
 		json_t *p = json_object_get(rec, "params");
-		assert_string_equal(jreq(rec, "method"), "POST");
-		assert_string_equal(jreq(rec, "endpoint"), "sms/send");
+		assert_string_equal(tl_jreq(rec, "method"), "POST");
+		assert_string_equal(tl_jreq(rec, "endpoint"), "sms/send");
 		assert_true(json_is_true(json_object_get(rec, "key_ok")));
-		assert_string_equal(jreq(rec, "raw_path"), "/v1/***/sms/send.json");
-		assert_string_equal(jreq(rec, "raw_query"),
+		assert_string_equal(tl_jreq(rec, "raw_path"), "/v1/***/sms/send.json");
+		assert_string_equal(tl_jreq(rec, "raw_query"),
 		                    ""); /* nothing but the key in the URL */
-		assert_string_equal(jreq(rec, "content_type"), "application/x-www-form-urlencoded");
+		assert_string_equal(tl_jreq(rec, "content_type"),
+		                    "application/x-www-form-urlencoded");
 		assert_int_equal(json_integer_value(json_object_get(rec, "receptors")), 1);
-		assert_string_equal(jreq(p, "receptor"), want_to[i]);
-		assert_string_equal(jreq(p, "sender"), "2000660110");
-		assert_string_equal(jreq(p, "message"), k.text[i]);
+		assert_string_equal(tl_jreq(p, "receptor"), want_to[i]);
+		assert_string_equal(tl_jreq(p, "sender"), "2000660110");
+		assert_string_equal(tl_jreq(p, "message"), k.text[i]);
 		char lid[KAVENEGAR_LOCALID_LEN];
 		kavenegar_localid(k.s[i].id, lid);
-		assert_string_equal(jreq(p, "localid"), lid);
+		assert_string_equal(tl_jreq(p, "localid"), lid);
 		/* the provider id is Kavenegar's messageid */
 		char mid[32];
 		snprintf(mid, sizeof mid, "%lld",
 		         (long long)json_integer_value(json_object_get(rec, "messageid")));
 		assert_string_equal(r->provider_id, mid);
-		const char *raw = jreq(rec, "raw_body");
+		const char *raw = tl_jreq(rec, "raw_body");
 		if (i == 3) {
 			char want[256];
 			snprintf(want, sizeof want,
@@ -658,10 +359,10 @@ static void test_request_encoding(void **state)
 	free(long_gsm);
 
 	/* no sender: the account's default line; no price: Kavenegar's cost */
-	before = nrecords();
+	before = tl_count_jsonl(fx.log_path);
 	struct kcase d = {.extra = "\n", .n = 2, .text = {fa_salam, fa_text}};
 	kv_run(&d);
-	all = records();
+	all = tl_read_jsonl(fx.log_path, 0);
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(d.s[i].r.status, CHAN_OK);
 		json_t *rec = record_for(all, d.s[i].id);
@@ -680,7 +381,7 @@ static void test_same_localid_sends_once(void **state)
 	 * lost answer: Kavenegar returns the first send instead of sending again */
 	char id[ID_LEN + 1];
 	id_new(id, now_ms());
-	size_t before = nrecords();
+	size_t before = tl_count_jsonl(fx.log_path);
 	struct kcase a = {.id = {id}};
 	kv_run(&a);
 	struct kcase b = {.id = {id}};
@@ -688,7 +389,7 @@ static void test_same_localid_sends_once(void **state)
 	assert_int_equal(a.s[0].r.status, CHAN_OK);
 	assert_int_equal(b.s[0].r.status, CHAN_OK);
 	assert_string_equal(a.s[0].r.provider_id, b.s[0].r.provider_id);
-	json_t *all = records();
+	json_t *all = tl_read_jsonl(fx.log_path, 0);
 	assert_int_equal(json_array_size(all), before + 2);
 	assert_true(json_is_true(json_object_get(json_array_get(all, before + 1), "duplicate")));
 	json_decref(all);
@@ -751,7 +452,7 @@ static void test_answers(void **state)
 		char ctl[256];
 		snprintf(ctl, sizeof ctl, "{\"receptor\": \"%s\", \"answers\": [%s]}", to[i] + 1,
 		         want[i].script);
-		fake_control("number", ctl);
+		tl_fake_control(fx.port, "number", ctl);
 		k.to[i] = to[i];
 	}
 	kv_run(&k);
@@ -783,18 +484,18 @@ static void test_answers(void **state)
 	assert_string_equal(l.s[0].r.reason, "kavenegar 412: invalid sender line");
 
 	/* the wrong key: 403 from the fake */
-	struct kcase b = {.key = bad_key_path};
+	struct kcase b = {.key = fx.bad_secret_path};
 	kv_run(&b);
 	assert_int_equal(b.s[0].r.status, CHAN_PERMFAIL);
 	assert_string_equal(b.s[0].r.reason,
 	                    "kavenegar 403: authentication failed (invalid API key)");
 
 	/* real credit running out, then topped up */
-	fake_control("credit", "{\"credit\": 100}");
+	tl_fake_control(fx.port, "credit", "{\"credit\": 100}");
 	struct chan_result r = one(NULL);
 	assert_int_equal(r.status, CHAN_TEMPFAIL);
 	assert_string_equal(r.reason, "kavenegar 418: insufficient credit");
-	fake_control("credit", "{\"credit\": 1000000000}");
+	tl_fake_control(fx.port, "credit", "{\"credit\": 1000000000}");
 	r = one(NULL);
 	assert_int_equal(r.status, CHAN_OK);
 
@@ -811,18 +512,15 @@ static void test_answers(void **state)
 static void test_timeout_and_refused(void **state)
 {
 	(void)state;
-	fake_control("script", "[{\"return\": 200, \"delay_ms\": 3000}]");
+	tl_fake_control(fx.port, "script", "[{\"return\": 200, \"delay_ms\": 3000}]");
 	struct kcase t = {.timeout = "300ms"};
 	kv_run(&t);
 	assert_int_equal(t.s[0].r.status, CHAN_TEMPFAIL);
 	assert_string_equal(t.s[0].r.reason, "timeout");
 
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	socklen_t sl = sizeof sa;
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-	struct kcase k = {.port = ntohs(sa.sin_port)};
+	int fd;
+	int port = tl_bound_port(&fd);
+	struct kcase k = {.port = port};
 	kv_run(&k);
 	assert_int_equal(k.s[0].r.status, CHAN_TEMPFAIL);
 	assert_memory_equal(k.s[0].r.reason, "connect: ", 9);
@@ -830,7 +528,7 @@ static void test_timeout_and_refused(void **state)
 
 	/* polls too */
 	struct rig g;
-	rig_open(&g, NULL, NULL, ntohs(sa.sin_port), NULL);
+	rig_open(&g, NULL, NULL, port, NULL);
 	const char *ids[] = {"01HZX3J5Q8K9V2M4N6P7R8S9T0"};
 	struct pollctx *p = xcalloc(1, sizeof *p);
 	poll_ids(&g, ids, 1, p);
@@ -838,7 +536,7 @@ static void test_timeout_and_refused(void **state)
 	rig_close(&g);
 	close(fd);
 
-	fake_control("script", "[{\"return\": 200, \"delay_ms\": 3000}]");
+	tl_fake_control(fx.port, "script", "[{\"return\": 200, \"delay_ms\": 3000}]");
 	rig_open(&g, NULL, NULL, 0, "300ms");
 	poll_ids(&g, ids, 1, p);
 	assert_int_equal(p->err, -ETIMEDOUT);
@@ -849,7 +547,7 @@ static void test_timeout_and_refused(void **state)
 static void test_refused_before_sending(void **state)
 {
 	(void)state;
-	size_t before = nrecords();
+	size_t before = tl_count_jsonl(fx.log_path);
 	char *fa71 = xmalloc(71 * 2 + 1);
 	for (int i = 0; i < 71; i++)
 		memcpy(fa71 + 2 * i, "\xd8\xb3", 2);
@@ -869,7 +567,7 @@ static void test_refused_before_sending(void **state)
 	}
 	assert_string_equal(k.s[3].r.reason, "empty text");
 	assert_string_equal(k.s[4].r.reason, "text is not valid UTF-8");
-	assert_int_equal(nrecords(), before); /* nothing reached the provider */
+	assert_int_equal(tl_count_jsonl(fx.log_path), before); /* nothing reached the provider */
 	free(fa71);
 
 	/* the default maximum is 10 segments */
@@ -911,7 +609,7 @@ static void test_status_polling(void **state)
 		char ctl[128];
 		snprintf(ctl, sizeof ctl, "{\"receptor\": \"%s\", \"dlr\": %d}", rcpt[i].to,
 		         rcpt[i].dlr);
-		fake_control("number", ctl);
+		tl_fake_control(fx.port, "number", ctl);
 		snprintf(plus[i], sizeof plus[i], "+%s", rcpt[i].to);
 		k.to[i] = plus[i];
 	}
@@ -927,7 +625,7 @@ static void test_status_polling(void **state)
 		ids[i] = k.s[i].id;
 	ids[nr] = "01HZX3J5Q8K9V2M4N6P7R8S9T0";
 	ids[nr + 1] = k.s[0].id;
-	size_t before = nrecords();
+	size_t before = tl_count_jsonl(fx.log_path);
 	struct pollctx *p = xcalloc(1, sizeof *p);
 	poll_ids(&g, ids, nr + 2, p);
 	assert_int_equal(p->err, 0);
@@ -952,17 +650,17 @@ static void test_status_polling(void **state)
 	assert_string_equal(p->st[nr + 1].messageid, k.s[0].r.provider_id);
 
 	/* on the wire: one GET, the localids comma-separated in the query */
-	json_t *all = records();
+	json_t *all = tl_read_jsonl(fx.log_path, 0);
 	assert_int_equal(json_array_size(all), before + 1);
 	json_t *rec = json_array_get(all, before);
-	assert_string_equal(jreq(rec, "method"), "GET");
-	assert_string_equal(jreq(rec, "raw_path"), "/v1/***/sms/statuslocalmessageid.json");
+	assert_string_equal(tl_jreq(rec, "method"), "GET");
+	assert_string_equal(tl_jreq(rec, "raw_path"), "/v1/***/sms/statuslocalmessageid.json");
 	struct buf q;
 	buf_init(&q, 0);
 	buf_puts(&q, "localid=");
 	for (size_t i = 0; i < nr + 2; i++)
 		buf_printf(&q, "%s%s", i ? "," : "", p->st[i].localid);
-	assert_string_equal(jreq(rec, "raw_query"), q.p);
+	assert_string_equal(tl_jreq(rec, "raw_query"), q.p);
 	buf_free(&q);
 	json_decref(all);
 
@@ -1001,7 +699,7 @@ static void test_status_polling(void **state)
 	    {"[{\"http\": 403, \"body\": \"forbidden\"}]", -EACCES},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(fails); i++) {
-		fake_control("script", fails[i].script);
+		tl_fake_control(fx.port, "script", fails[i].script);
 		poll_ids(&g, ids, 2, p);
 		if (p->err != fails[i].err)
 			fail_msg("%s: err %d, want %d", fails[i].script, p->err, fails[i].err);
@@ -1009,7 +707,7 @@ static void test_status_polling(void **state)
 	rig_close(&g);
 
 	/* the wrong key */
-	rig_open(&g, NULL, bad_key_path, 0, NULL);
+	rig_open(&g, NULL, fx.bad_secret_path, 0, NULL);
 	poll_ids(&g, ids, 2, p);
 	assert_int_equal(p->err, -EACCES);
 	rig_close(&g);
@@ -1025,7 +723,7 @@ static void test_poll_arguments(void **state)
 	/* configured, not started */
 	char conf[1024];
 	snprintf(conf, sizeof conf, "[channel.sms]\ndriver = kavenegar\napi_key_file = %s\n",
-	         key_path);
+	         fx.secret_path);
 	struct cfg_error err;
 	struct config *cfg = load_cfg(conf, &err);
 	if (!cfg)
@@ -1049,52 +747,51 @@ static void test_stop_waits_for_inflight(void **state)
 {
 	(void)state;
 	/* a slow send and a slow poll in flight when the channel stops */
-	fake_control("script", "[{\"return\": 200, \"delay_ms\": 300}, "
-	                       "{\"return\": 200, \"delay_ms\": 300}]");
+	tl_fake_control(fx.port, "script",
+	                "[{\"return\": 200, \"delay_ms\": 300}, "
+	                "{\"return\": 200, \"delay_ms\": 300}]");
 	struct rig g;
 	rig_open(&g, NULL, NULL, 0, "10s");
 	int ndone = 0;
-	struct sendctx s[2];
-	mk_msg(&s[0], &ndone, "+989121234567", "slow");
-	mk_msg(&s[1], &ndone, "+98", "bad recipient, reported later");
-	assert_int_equal(chan_send(g.c, &s[0].m, on_done, &s[0]), 0);
-	assert_int_equal(chan_send(g.c, &s[1].m, on_done, &s[1]), 0);
+	struct tl_send s[2];
+	tl_send_init(&s[0], &ndone, "sms", "+989121234567", "slow");
+	tl_send_init(&s[1], &ndone, "sms", "+98", "bad recipient, reported later");
+	assert_int_equal(chan_send(g.c, &s[0].m, tl_send_done, &s[0]), 0);
+	assert_int_equal(chan_send(g.c, &s[1].m, tl_send_done, &s[1]), 0);
 	const char *ids[] = {s[0].id};
 	struct pollctx *p = xcalloc(1, sizeof *p);
 	assert_int_equal(kavenegar_status_by_localid(g.c, ids, 1, on_poll, p), 0);
 	int st = 0;
-	chan_stop_all(g.c, 1, on_stopped, &st);
+	chan_stop_all(g.c, 1, tl_on_count, &st);
 	assert_int_equal(ndone, 0);
 	/* stopping: no new poll */
 	struct pollctx late;
 	memset(&late, 0, sizeof late);
 	assert_int_equal(kavenegar_status_by_localid(g.c, ids, 1, on_poll, &late), -ESHUTDOWN);
-	run_until(&g.loop, &st, 1);
+	tl_run_until(&g.loop, &st, 1);
 	assert_int_equal(ndone, 2); /* all reported before the channel stopped */
 	assert_int_equal(p->done, 1);
 	assert_int_equal(p->err, 0);
 	assert_int_equal(s[0].r.status, CHAN_OK);
 	assert_int_equal(s[1].r.status, CHAN_PERMFAIL);
 	chan_free_all(g.c, 1);
-	for (int i = 0; i < 1000 && uv_loop_alive(&g.loop); i++)
-		uv_run(&g.loop, UV_RUN_NOWAIT);
-	assert_int_equal(uv_loop_close(&g.loop), 0);
+	assert_int_equal(tl_loop_finish(&g.loop), 0);
 	config_free(g.cfg);
 	free(p);
 }
 
-/* Runs last: every log line of the whole run went to err_path. */
+/* Runs last: every log line of the whole run went to fx.err_path. */
 static void test_no_secret_in_logs(void **state)
 {
 	(void)state;
 	fflush(stderr);
-	FILE *f = fopen(err_path, "r");
+	FILE *f = fopen(fx.err_path, "r");
 	assert_non_null(f);
 	char *line = NULL;
 	size_t cap = 0;
 	int lines = 0, auth_warnings = 0, credit_warnings = 0;
 	char hostport[64];
-	snprintf(hostport, sizeof hostport, "127.0.0.1:%d/", fake_port);
+	snprintf(hostport, sizeof hostport, "127.0.0.1:%d/", fx.port);
 	while (getline(&line, &cap, f) > 0) {
 		lines++;
 		assert_no_secret(line);
@@ -1119,61 +816,16 @@ static void test_no_secret_in_logs(void **state)
 
 static int group_setup(void **state)
 {
-	(void)state;
-	signal(SIGPIPE, SIG_IGN);
-	const char *t = getenv("TMPDIR");
-	snprintf(tmpdir, sizeof tmpdir, "%s/clubd-test-kavenegar-XXXXXX", t && *t ? t : "/tmp");
-	if (!mkdtemp(tmpdir))
+	*state = &fx; /* for tl_fixture_group_teardown */
+	if (tl_fixture_setup(&fx, "kavenegar", "kavenegar-key", KEY, "wrong-key",
+	                     "0000000000000000\n") < 0)
 		return -1;
-	snprintf(key_path, sizeof key_path, "%s/kavenegar-key", tmpdir);
-	snprintf(bad_key_path, sizeof bad_key_path, "%s/wrong-key", tmpdir);
-	snprintf(log_path, sizeof log_path, "%s/kavenegar-requests.jsonl", tmpdir);
-	snprintf(err_path, sizeof err_path, "%s/stderr.log", tmpdir);
-	char key[64];
-	snprintf(key, sizeof key, "%s\n", KEY);
-	write_file(key_path, key, 0600);
-	write_file(bad_key_path, "0000000000000000\n", 0600);
-	if (start_fake() < 0)
+	const char *args[] = {"--key",      KEY,     "--line",    "10004346", "--line",
+	                      "2000660110", "--log", fx.log_path, NULL};
+	if (tl_fixture_start_fake(&fx, "kavenegar.py", args) < 0)
 		return -1;
 	/* every log line of the run goes to a file the last test scans */
-	fflush(stderr);
-	saved_stderr = dup(2);
-	int fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || saved_stderr < 0)
-		return -1;
-	dup2(fd, 2);
-	close(fd);
-	log_setup(LOG_DEBUG, LOG_FMT_KV);
-	log_set_trace("all");
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	if (saved_stderr >= 0) {
-		fflush(stderr);
-		dup2(saved_stderr, 2);
-		close(saved_stderr);
-		/* give back what was not a log line (cmocka's failure reports);
-		 * CLUBD_TEST_VERBOSE shows the log lines too */
-		int verbose = getenv("CLUBD_TEST_VERBOSE") != NULL;
-		FILE *f = fopen(err_path, "r");
-		char *line = NULL;
-		size_t cap = 0;
-		while (f && getline(&line, &cap, f) > 0)
-			if (verbose || !strstr(line, " sub="))
-				fputs(line, stderr);
-		free(line);
-		if (f)
-			fclose(f);
-	}
-	if (fake_pid > 0) {
-		kill(fake_pid, SIGTERM);
-		waitpid(fake_pid, NULL, 0);
-	}
-	nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	return 0;
+	return tl_fixture_capture_log(&fx);
 }
 
 int main(void)
@@ -1191,5 +843,5 @@ int main(void)
 	    cmocka_unit_test(test_stop_waits_for_inflight),
 	    cmocka_unit_test(test_no_secret_in_logs),
 	};
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, group_setup, tl_fixture_group_teardown);
 }
