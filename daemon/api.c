@@ -446,6 +446,16 @@ out:
 	return rc;
 }
 
+int api_tokens_check(const char *path, size_t *n, struct cfg_error *err)
+{
+	struct api_tokens t = {NULL, 0};
+	if (tokens_load(path, &t, err) < 0)
+		return -1;
+	*n = t.n;
+	tokens_free(&t);
+	return 0;
+}
+
 /* Compare against every hash (no early exit on a match). */
 static const struct api_token *tokens_find(const struct api_tokens *t, const char *token, size_t n)
 {

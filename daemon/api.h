@@ -56,6 +56,8 @@ struct api_route {
 /* routes and app are borrowed for the server's lifetime. */
 struct api_server *api_server_new(uv_loop_t *loop, const struct config *cfg,
                                   const struct api_route *routes, size_t nroutes, void *app);
+/* --check-config: parse the tokens file; 0 with *n tokens, or -1 with err. */
+int api_tokens_check(const char *path, size_t *n, struct cfg_error *err);
 /* Load tokens and bind; 0 or -1 with err. */
 int api_server_start(struct api_server *s, struct cfg_error *err);
 int api_server_port(const struct api_server *s);

@@ -433,9 +433,21 @@ int main(int argc, char **argv)
 	}
 	if (check) {
 		struct chan *chans = NULL;
-		size_t n = 0;
+		size_t n = 0, ntokens = 0;
 		int rc = chan_configure_all(cfg, &chans, &n, &err);
 		chan_free_all(chans, n);
+		/* What else only fails at start: the tokens file and the Redis password. */
+		if (rc == 0)
+			rc = api_tokens_check(cfg->api_tokens_file, &ntokens, &err);
+		if (rc == 0 && cfg->redis_password_file && *cfg->redis_password_file) {
+			char *pw = cfg_read_secret(cfg->redis_password_file, &err);
+			if (!pw)
+				rc = -1;
+			else {
+				explicit_bzero(pw, strlen(pw));
+				free(pw);
+			}
+		}
 		if (rc < 0) {
 			fprintf(stderr, "clubd: %s\n", err.msg);
 			config_free(cfg);

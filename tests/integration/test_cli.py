@@ -60,3 +60,22 @@ def test_hash_token_and_version(fx):
               "--hash-token %r -> %s %r" % (stdin, rc, out))
     rc, stdout, out = run(["--version"])
     check(rc == 0 and "clubd" in stdout, "--version -> %s %r" % (rc, out))
+
+
+@timeout(30)
+def test_check_config_reads_tokens_and_secrets(fx):
+    """--check-config fails on what would otherwise only fail at start: a missing or
+    malformed tokens file, an unreadable Redis password file."""
+    cfg = fx.config(free_port())
+    for key, section, value, want in (
+        ("tokens_file", "api", os.path.join(fx.tmp, "nope"), "cannot open tokens file"),
+        ("tokens_file", "api", fx.secret_file, "tokens"),  # a file that is not a tokens file
+        ("password_file", "redis", os.path.join(fx.tmp, "nope"), "nope"),
+    ):
+        c = dict((k, dict(v)) for k, v in cfg.items())
+        c["api"]["tokens_file"] = fx.tokens_file
+        c[section][key] = value
+        path = os.path.join(fx.tmp, "c-%s.conf" % key)
+        write_config(path, c)
+        rc, _, out = run(["--check-config", "-c", path])
+        check(rc == 1 and want in out, "%s=%s: exit %s:\n%s" % (key, value, rc, out))
