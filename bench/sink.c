@@ -9,15 +9,30 @@
  *
  * HTTP: keep-alive and pipelining, Content-Length bodies only (chunked is
  * answered 501 and the connection closed), headers capped at 64 KiB and
- * bodies at 1 MiB (431/413 then close).  Every good request is answered
- * 200 {"id":"<n>"} with n counting from 1.
+ * bodies at 1 MiB (431/413 then close).
+ *
+ * --mode chooses the provider it plays and where the message id is read:
+ *   webhook (default)  any request -> 200 {"id":"<n>"} (n from 1); the id is
+ *                      the X-Clubd-Message-Id header.
+ *   kannel             GET or POST /cgi-bin/sendsms[?...] -> 202 text/html
+ *                      "0: Accepted for delivery"; the id is the m= parameter
+ *                      of the dlr-url (percent-encoded in the GET query's
+ *                      dlr-url=, plain in the POST's X-Kannel-DLR-Url).
+ *   twilio             POST /2010-04-01/Accounts/{sid}/Messages.json -> 201
+ *                      {"sid":"SM<32 hex>","status":"queued","num_segments":"1"};
+ *                      the id is the m= parameter of the StatusCallback form
+ *                      field (percent-encoded).
+ * Any other method or path in kannel/twilio mode is answered 404 and the
+ * connection closed (counted as bad).  Parsing is minimal on purpose: it
+ * looks only for the id, never decodes the rest, and never calls back.
  *
  * Output (stdout, line-buffered): one "sink t=... " line per second, and a
  * "sink summary ..." line at the end (SIGINT/SIGTERM, --duration elapsed).
  * --stats-file is rewritten (atomically) every 100 ms with the same keys, so
  * a script can wait for a count.  Times are wall-clock ms since the epoch.
  *
- * usage: sink [--port N] [--port-file F] [--stats-file F] [--duration S] [--quiet]
+ * usage: sink [--mode webhook|kannel|twilio] [--port N] [--port-file F]
+ *             [--stats-file F] [--duration S] [--quiet]
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -107,13 +122,15 @@ struct sink_stats {
 	uint64_t requests;   /* answered 200 */
 	uint64_t unique;     /* distinct message ids */
 	uint64_t duplicates; /* requests repeating an id */
-	uint64_t no_id;      /* requests without X-Clubd-Message-Id */
+	uint64_t no_id;      /* requests without a message id */
 	uint64_t bad;        /* malformed requests (answered 4xx/5xx, closed) */
 	uint64_t conns;      /* connections accepted */
 	int64_t first_ms;    /* first request */
 	int64_t last_ms;     /* last request */
 	int64_t last_unique_ms;
 };
+
+enum sink_mode { MODE_WEBHOOK, MODE_KANNEL, MODE_TWILIO };
 
 struct conn;
 
@@ -129,6 +146,8 @@ struct sink {
 	int64_t start_ms;
 	int quiet;
 	int stopping;
+	enum sink_mode mode;
+	uint64_t sid_salt; /* the first 16 hex digits of every Twilio sid */
 	const char *stats_file;
 };
 
@@ -245,6 +264,154 @@ static void trim(const char **v, size_t *n)
 }
 
 /*
+ * The value of the "m" parameter in a URL at p[0..n): after "?m=" / "&m="
+ * (plain) or after "%3Fm%3D" / "%26m%3D" (the URL percent-encoded as a
+ * parameter value), up to the next '&', '%', space or the end.  1 and
+ * *id and *idlen set when found, 0 otherwise.
+ */
+static int find_m_param(const char *p, size_t n, const char **id, size_t *idlen)
+{
+	const char *q = p, *e = p + n, *start = NULL;
+
+	while (start == NULL && q < e && (q = memchr(q, 'm', (size_t)(e - q))) != NULL) {
+		size_t before = (size_t)(q - p), after = (size_t)(e - q);
+
+		if (after >= 2 && q[1] == '=' && before >= 1 && (q[-1] == '?' || q[-1] == '&'))
+			start = q + 2;
+		else if (after >= 4 && q[1] == '%' && q[2] == '3' && (q[3] | 0x20) == 'd' &&
+		         before >= 3 && q[-3] == '%' &&
+		         ((q[-2] == '3' && (q[-1] | 0x20) == 'f') ||
+		          (q[-2] == '2' && q[-1] == '6')))
+			start = q + 4;
+		q++;
+	}
+	if (start == NULL)
+		return 0;
+	for (q = start; q < e && *q != '&' && *q != '%' && *q != ' ' && *q != '#'; q++)
+		;
+	if (q == start || (size_t)(q - start) > SINK_MAX_ID)
+		return 0;
+	*id = start;
+	*idlen = (size_t)(q - start);
+	return 1;
+}
+
+/* The value of form/query parameter name (with its '=') in p[0..n), up to
+ * the next '&' or the end; NULL when absent. */
+static const char *find_param(const char *p, size_t n, const char *name, size_t *vlen)
+{
+	size_t nl = strlen(name);
+	const char *q = p, *e = p + n;
+
+	while (q < e && (q = memmem(q, (size_t)(e - q), name, nl)) != NULL) {
+		if (q == p || q[-1] == '&' || q[-1] == '?') {
+			const char *v = q + nl, *amp = memchr(v, '&', (size_t)(e - v));
+
+			*vlen = (size_t)((amp ? amp : e) - v);
+			return v;
+		}
+		q += nl;
+	}
+	return NULL;
+}
+
+static void count_id(struct sink *s, const char *id, size_t idlen)
+{
+	s->st.last_ms = now_ms();
+	if (s->st.requests == 0)
+		s->st.first_ms = s->st.last_ms;
+	s->st.requests++;
+	if (id == NULL) {
+		s->st.no_id++;
+	} else if (idset_add(&s->ids, id, idlen)) {
+		s->st.unique++;
+		s->st.last_unique_ms = s->st.last_ms;
+	} else {
+		s->st.duplicates++;
+	}
+}
+
+static void answer(struct conn *c, const char *status, const char *ctype, const char *body, int bn,
+                   int close_after)
+{
+	buf_printf(&c->out, "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n%.*s",
+	           status, ctype, bn, close_after ? "Connection: close\r\n" : "", bn, body);
+}
+
+/* Is target "/2010-04-01/Accounts/{sid}/Messages.json" (sid: one segment)? */
+static int twilio_path(const char *t, size_t n)
+{
+	static const char pre[] = "/2010-04-01/Accounts/", suf[] = "/Messages.json";
+	const char *sid, *slash;
+
+	if (n < sizeof pre - 1 + 1 + sizeof suf - 1 || memcmp(t, pre, sizeof pre - 1) != 0)
+		return 0;
+	sid = t + sizeof pre - 1;
+	slash = memchr(sid, '/', (size_t)(t + n - sid));
+	return slash != NULL && slash > sid && (size_t)(t + n - slash) == sizeof suf - 1 &&
+	       memcmp(slash, suf, sizeof suf - 1) == 0;
+}
+
+/*
+ * Answer one complete request as the provider of s->mode.  hdr_id is the
+ * id from a header (X-Clubd-Message-Id or X-Kannel-DLR-Url's m=), or NULL.
+ * Returns 0, or -1 when the connection must close.
+ */
+static int handle(struct conn *c, const char *method, size_t mlen, const char *target, size_t tlen,
+                  const char *body, size_t blen, const char *hdr_id, size_t hdr_idlen,
+                  int close_after)
+{
+	struct sink *s = c->s;
+	const char *id = hdr_id, *v;
+	size_t idlen = hdr_idlen, vlen;
+	char out[128];
+	int bn;
+
+	switch (s->mode) {
+	case MODE_WEBHOOK:
+		count_id(s, id, idlen);
+		bn = snprintf(out, sizeof out, "{\"id\":\"%" PRIu64 "\"}", s->st.requests);
+		answer(c, "200 OK", "application/json", out, bn, close_after);
+		break;
+	case MODE_KANNEL: {
+		static const char path[] = "/cgi-bin/sendsms", ok[] = "0: Accepted for delivery";
+		const char *qm = memchr(target, '?', tlen);
+		size_t plen = qm ? (size_t)(qm - target) : tlen;
+
+		if (!((mlen == 3 && memcmp(method, "GET", 3) == 0) ||
+		      (mlen == 4 && memcmp(method, "POST", 4) == 0)) ||
+		    plen != sizeof path - 1 || memcmp(target, path, plen) != 0) {
+			answer_error(c, "404 Not Found");
+			return -1;
+		}
+		if (id == NULL && qm != NULL &&
+		    (v = find_param(qm + 1, tlen - plen - 1, "dlr-url=", &vlen)) != NULL &&
+		    !find_m_param(v, vlen, &id, &idlen))
+			id = NULL;
+		count_id(s, id, idlen);
+		answer(c, "202 Accepted", "text/html", ok, (int)sizeof ok - 1, close_after);
+		break;
+	}
+	case MODE_TWILIO:
+		if (!(mlen == 4 && memcmp(method, "POST", 4) == 0) || !twilio_path(target, tlen)) {
+			answer_error(c, "404 Not Found");
+			return -1;
+		}
+		if ((v = find_param(body, blen, "StatusCallback=", &vlen)) == NULL ||
+		    !find_m_param(v, vlen, &id, &idlen))
+			id = NULL;
+		count_id(s, id, idlen);
+		bn = snprintf(out, sizeof out,
+		              "{\"sid\":\"SM%016" PRIx64 "%016" PRIx64
+		              "\",\"status\":\"queued\",\"num_segments\":\"1\"}",
+		              s->sid_salt, s->st.requests);
+		answer(c, "201 Created", "application/json", out, bn, close_after);
+		break;
+	}
+	return close_after ? -1 : 0;
+}
+
+/*
  * Parse one request at the start of p[0..len).  Returns the bytes consumed
  * (> 0) after appending the answer, 0 when more input is needed, -1 when the
  * connection must close (the answer, maybe an error, was appended).
@@ -253,7 +420,7 @@ static long parse_one(struct conn *c, const char *p, size_t len)
 {
 	struct sink *s = c->s;
 	const char *end = memmem(p, len, "\r\n\r\n", 4);
-	const char *line, *eol, *id = NULL;
+	const char *line, *eol, *sp1, *sp2, *id = NULL;
 	size_t hlen, idlen = 0;
 	int64_t clen = 0;
 	int close_after = 0, http10 = 0;
@@ -272,7 +439,9 @@ static long parse_one(struct conn *c, const char *p, size_t len)
 	}
 	/* request line: METHOD SP TARGET SP HTTP/1.x */
 	eol = memmem(p, hlen, "\r\n", 2);
-	if (eol - p < 14 || memcmp(eol - 8, "HTTP/1.", 7) != 0) {
+	if (eol - p < 14 || memcmp(eol - 8, "HTTP/1.", 7) != 0 || eol[-9] != ' ' ||
+	    (sp1 = memchr(p, ' ', (size_t)(eol - p))) == NULL || sp1 == p ||
+	    (sp2 = eol - 9) <= sp1 + 1) {
 		answer_error(c, "400 Bad Request");
 		return -1;
 	}
@@ -280,7 +449,7 @@ static long parse_one(struct conn *c, const char *p, size_t len)
 	close_after = http10;
 	for (line = eol + 2; line < end; line = eol + 2) {
 		const char *colon, *v;
-		size_t vn;
+		size_t vn, nn;
 
 		eol = memmem(line, (size_t)(end + 2 - line), "\r\n", 2);
 		colon = memchr(line, ':', (size_t)(eol - line));
@@ -288,10 +457,11 @@ static long parse_one(struct conn *c, const char *p, size_t len)
 			answer_error(c, "400 Bad Request");
 			return -1;
 		}
+		nn = (size_t)(colon - line);
 		v = colon + 1;
 		vn = (size_t)(eol - v);
 		trim(&v, &vn);
-		if (hname_is(line, (size_t)(colon - line), "content-length")) {
+		if (hname_is(line, nn, "content-length")) {
 			char num[24];
 
 			if (vn == 0 || vn >= sizeof num) {
@@ -304,21 +474,24 @@ static long parse_one(struct conn *c, const char *p, size_t len)
 				answer_error(c, "400 Bad Request");
 				return -1;
 			}
-		} else if (hname_is(line, (size_t)(colon - line), "transfer-encoding")) {
+		} else if (hname_is(line, nn, "transfer-encoding")) {
 			answer_error(c, "501 Not Implemented");
 			return -1;
-		} else if (hname_is(line, (size_t)(colon - line), "connection")) {
+		} else if (hname_is(line, nn, "connection")) {
 			if (vn == 5 && strncasecmp(v, "close", 5) == 0)
 				close_after = 1;
 			else if (vn == 10 && strncasecmp(v, "keep-alive", 10) == 0)
 				close_after = 0;
-		} else if (hname_is(line, (size_t)(colon - line), "x-clubd-message-id")) {
+		} else if (s->mode == MODE_WEBHOOK && hname_is(line, nn, "x-clubd-message-id")) {
 			if (vn == 0 || vn > SINK_MAX_ID) {
 				answer_error(c, "400 Bad Request");
 				return -1;
 			}
 			id = v;
 			idlen = vn;
+		} else if (s->mode == MODE_KANNEL && hname_is(line, nn, "x-kannel-dlr-url")) {
+			if (!find_m_param(v, vn, &id, &idlen))
+				id = NULL;
 		}
 	}
 	if (clen > SINK_MAX_BODY) {
@@ -329,28 +502,8 @@ static long parse_one(struct conn *c, const char *p, size_t len)
 		return 0; /* body not complete yet */
 
 	/* a complete request */
-	s->st.last_ms = now_ms();
-	if (s->st.requests == 0)
-		s->st.first_ms = s->st.last_ms;
-	s->st.requests++;
-	if (id == NULL) {
-		s->st.no_id++;
-	} else if (idset_add(&s->ids, id, idlen)) {
-		s->st.unique++;
-		s->st.last_unique_ms = s->st.last_ms;
-	} else {
-		s->st.duplicates++;
-	}
-	{
-		char body[48];
-		int bn = snprintf(body, sizeof body, "{\"id\":\"%" PRIu64 "\"}", s->st.requests);
-
-		buf_printf(&c->out,
-		           "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-		           "Content-Length: %d\r\n%s\r\n%s",
-		           bn, close_after ? "Connection: close\r\n" : "", body);
-	}
-	if (close_after)
+	if (handle(c, p, (size_t)(sp1 - p), sp1 + 1, (size_t)(sp2 - sp1 - 1), p + hlen,
+	           (size_t)clen, id, idlen, close_after) < 0)
 		return -1;
 	return (long)(hlen + (size_t)clen);
 }
@@ -538,10 +691,23 @@ static int write_port_file(const char *path, int port)
 	return rc;
 }
 
+static const char *const mode_names[] = {"webhook", "kannel", "twilio"};
+
+static int parse_mode(const char *v, enum sink_mode *m)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(mode_names); i++) {
+		if (strcmp(v, mode_names[i]) == 0) {
+			*m = (enum sink_mode)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
 static void usage(void)
 {
-	fprintf(stderr, "usage: sink [--port N] [--port-file F] [--stats-file F] "
-	                "[--duration SECONDS] [--quiet]\n"
+	fprintf(stderr, "usage: sink [--mode webhook|kannel|twilio] [--port N] [--port-file F]\n"
+	                "            [--stats-file F] [--duration SECONDS] [--quiet]\n"
 	                "  binds 127.0.0.1 only; --port 0 (default) picks a free port\n");
 	exit(2);
 }
@@ -571,6 +737,8 @@ int main(int argc, char **argv)
 			i++;
 		else if (strcmp(a, "--port-file") == 0)
 			port_file = argv[++i];
+		else if (strcmp(a, "--mode") == 0 && parse_mode(v, &s->mode) == 0)
+			i++;
 		else if (strcmp(a, "--stats-file") == 0)
 			s->stats_file = argv[++i];
 		else
@@ -578,6 +746,7 @@ int main(int argc, char **argv)
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
+	random_bytes(&s->sid_salt, sizeof s->sid_salt);
 
 	uv_loop_init(&s->loop);
 	uv_tcp_init(&s->loop, &s->server);
@@ -597,7 +766,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sink: cannot write %s: %s\n", port_file, strerror(errno));
 		return 1;
 	}
-	fprintf(stderr, "sink: listening on 127.0.0.1:%" PRId64 "\n", port);
+	fprintf(stderr, "sink: listening on 127.0.0.1:%" PRId64 " mode=%s\n", port,
+	        mode_names[s->mode]);
 
 	s->start_ms = now_ms();
 	uv_signal_init(&s->loop, &s->sigint);
