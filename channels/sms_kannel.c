@@ -11,7 +11,7 @@
  *   X-Kannel-To, X-Kannel-Coding, X-Kannel-DLR-Mask, X-Kannel-DLR-Url and
  *   X-Kannel-SMSC headers.  This keeps the password out of URLs (and out of
  *   the access logs of proxies in between).
- * The dlr-url is clubd's callback base with "m=<message id>&s=%d&t=%T&to=%p"
+ * The dlr-url is clubd's callback base with "m=<message id>&k=<sig>&s=%d&t=%T&to=%p&f=%F"
  * appended; Kannel fills the %-codes (DLR type, time, the handset number)
  * when it calls back.
  * Answers: 2xx ("0: Accepted for delivery", "3: Queued for later
@@ -292,7 +292,7 @@ static int kannel_send(struct chan *c, const struct chan_msg *m, chan_done_cb do
 			buf_puts(&dlr, "&k=");
 			buf_puts(&dlr, sig);
 		}
-		buf_puts(&dlr, "&s=%d&t=%T&to=%p");
+		buf_puts(&dlr, "&s=%d&t=%T&to=%p&f=%F");
 	}
 
 	struct kannel_send *s = xcalloc(1, sizeof *s);

@@ -86,7 +86,7 @@ static void on_reported(struct redis *r, redisReply *rep, void *arg)
 
 /* Check the signature and record the report; answers the request. */
 static void report(struct api_req *rq, const char *provider, const char *id, const char *sig,
-                   enum report what, const char *code)
+                   enum report what, const char *code, const char *smsc_id)
 {
 	struct app *app = api_app(rq);
 	if (!id || !id_valid(id)) {
@@ -115,6 +115,9 @@ static void report(struct api_req *rq, const char *provider, const char *id, con
 	argv_add(&a, c);
 	argv_add(&a, provider);
 	argv_addll(&a, app->cfg->contacts_timeline_max);
+	char sid[64];
+	clean_code(smsc_id, sid, sizeof sid);
+	argv_add(&a, sid);
 	api_hold(rq);
 	store_eval(app->st, SCRIPT_MSG_REPORT, &a, on_reported, rq);
 	argv_free(&a);
@@ -125,7 +128,8 @@ static void report(struct api_req *rq, const char *provider, const char *id, con
 static void h_kannel(struct api_req *rq)
 {
 	const char *s = api_query(rq, "s");
-	report(rq, "kannel", api_query(rq, "m"), api_query(rq, "k"), kannel_report(s), s);
+	report(rq, "kannel", api_query(rq, "m"), api_query(rq, "k"), kannel_report(s), s,
+	       api_query(rq, "f"));
 }
 
 /* application/x-www-form-urlencoded -------------------------------------- */
@@ -278,8 +282,11 @@ static void twilio_end(struct api_req *rq)
 		                "MessageStatus is required");
 		return;
 	}
+	char sid[VALUE_MAX];
+	if (form_get(body, "MessageSid", sid, sizeof sid) != 1)
+		sid[0] = '\0';
 	report(rq, "twilio", api_query(rq, "m"), api_query(rq, "k"), twilio_report(status),
-	       rc == 1 && *code ? code : status);
+	       rc == 1 && *code ? code : status, sid);
 }
 
 const struct api_route api_dlr_routes[] = {

@@ -86,6 +86,7 @@ static void on_status(void *arg, int err, const struct kavenegar_status *st, siz
 			argv_addll(&a, st[i].code);
 			argv_add(&a, "kavenegar");
 			argv_addll(&a, p->cfg->contacts_timeline_max);
+			argv_add(&a, st[i].messageid);
 			p->inflight++;
 			store_eval(p->st, SCRIPT_MSG_REPORT, &a, on_reported, p);
 			argv_free(&a);

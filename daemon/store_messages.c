@@ -51,6 +51,8 @@ json_t *store_msg_json(const redisReply *h, const redisReply *history)
 	set_str(o, "sent_channel", hash_get(h, "sent_channel"));
 	set_str(o, "to", hash_get(h, "to"));
 	set_str(o, "provider_id", hash_get(h, "provider_id"));
+	if (hash_get(h, "smsc_id"))
+		set_str(o, "smsc_id", hash_get(h, "smsc_id"));
 	set_str(o, "last_error", hash_get(h, "last_error"));
 	set_str(o, "subject", hash_get(h, "subject"));
 	set_str(o, "text", hash_get(h, "text"));

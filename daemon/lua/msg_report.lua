@@ -1,6 +1,6 @@
 -- msg_report: a delivery report from a provider for one message.
 -- ARGV: 1 prefix, 2 id, 3 now, 4 outcome (delivered|undelivered|progress), 5 provider code,
---       6 provider name, 7 timeline max.
+--       6 provider name, 7 timeline max, 8 the provider's (SMSC's) message id or ''.
 -- Duplicate and out-of-order reports are harmless: the first final report wins; a report
 -- that arrives before our own 'sent' is written is kept and applied by msg_settle.
 -- Returns {'ok', state} | {'dup', state} | {'early'} | {'gone'}.
@@ -9,6 +9,7 @@ local mk = P .. 'm:' .. id
 local f = redis.call('HMGET', mk, 'state', 'contact', 'sent_channel')
 local st = f[1]
 if not st then return {'gone'} end
+if ARGV[8] and ARGV[8] ~= '' then redis.call('HSET', mk, 'smsc_id', ARGV[8]) end
 local h = '{"at":' .. now .. ',"report":' .. cjson.encode(outcome) .. ',"code":' ..
           cjson.encode(code) .. ',"provider":' .. cjson.encode(prov) .. '}'
 if outcome == 'progress' then

@@ -68,7 +68,7 @@ def test_kannel_dlr(fx):
 
         def call(url, status):
             u = url.replace("%d", str(status)).replace("%T", str(int(time.time()))).replace(
-                "%p", "989121234560")
+                "%p", "989121234560").replace("%F", "smsc-77")
             parts = urllib.parse.urlsplit(u)
             check(parts.hostname == "127.0.0.1", "dlr-url points at loopback clubd: %s" % u)
             return Client(parts.port).request("GET", parts.path + "?" + parts.query, token=None)
@@ -80,6 +80,7 @@ def test_kannel_dlr(fx):
         check(call(u0, 1).status == 200, "delivered report accepted")
         m0 = c.message(ids[0])
         check(m0["state"] == "delivered", "state after DLR 1: %r" % m0["state"])
+        check(m0.get("smsc_id") == "smsc-77", "the SMSC's id (%%F) is kept: %r" % m0)
         # a duplicate and an out-of-order failure after delivery change nothing
         check(call(u0, 1).status == 200 and call(u0, 2).status == 200, "duplicates answered 200")
         check(c.message(ids[0])["state"] == "delivered", "duplicate/late reports are harmless")

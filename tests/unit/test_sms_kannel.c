@@ -244,14 +244,14 @@ static void test_get(void **state)
 		char want[256], sig[CALLBACK_SIG_LEN + 1];
 		assert_int_equal(callback_sign("dlr", k.s[i].id, sig), 0);
 		snprintf(want, sizeof want,
-		         "https://clubd.example/v1/dlr/kannel?m=%s&k=%s&s=%%d&t=%%T&to=%%p",
+		         "https://clubd.example/v1/dlr/kannel?m=%s&k=%s&s=%%d&t=%%T&to=%%p&f=%%F",
 		         k.s[i].id, sig);
 		assert_string_equal(tl_jstr(p, "dlr-url"), want);
 		/* on the wire: everything percent-encoded, %-codes included */
 		const char *raw = tl_jstr(r, "raw_query");
 		snprintf(want, sizeof want,
 		         "&dlr-url=https%%3A%%2F%%2Fclubd.example%%2Fv1%%2Fdlr%%2Fkannel%%3Fm%%3D%s"
-		         "%%26k%%3D%s%%26s%%3D%%25d%%26t%%3D%%25T%%26to%%3D%%25p",
+		         "%%26k%%3D%s%%26s%%3D%%25d%%26t%%3D%%25T%%26to%%3D%%25p%%26f%%3D%%25F",
 		         k.s[i].id, sig);
 		if (!strstr(raw, want))
 			fail_msg("raw query %s lacks %s", raw, want);
@@ -321,8 +321,8 @@ static void test_post(void **state)
 		char want[256], sig[CALLBACK_SIG_LEN + 1];
 		assert_int_equal(callback_sign("dlr", k.s[i].id, sig), 0);
 		snprintf(want, sizeof want,
-		         "https://clubd.example/dlr?src=k1&m=%s&k=%s&s=%%d&t=%%T&to=%%p", k.s[i].id,
-		         sig);
+		         "https://clubd.example/dlr?src=k1&m=%s&k=%s&s=%%d&t=%%T&to=%%p&f=%%F",
+		         k.s[i].id, sig);
 		assert_string_equal(tl_jstr(p, "dlr-url"), want);
 	}
 	json_decref(all);
