@@ -47,6 +47,8 @@ extern const struct api_route api_dlq_routes[];
 extern const size_t api_dlq_nroutes;
 extern const struct api_route api_unsub_routes[];
 extern const size_t api_unsub_nroutes;
+extern const struct api_route api_inbound_routes[];
+extern const size_t api_inbound_nroutes;
 
 /* Shared by handlers: answer 503 when Redis did not answer (rep NULL) or an
  * error reply came back; returns 1 when it answered. */

@@ -80,3 +80,18 @@ int callback_verify(const char *purpose, const char *id, const char *sig)
 		return 0;
 	return ct_equal(want, sig, CALLBACK_SIG_LEN);
 }
+
+int callback_hmac_hex(const char *msg, size_t n, char out[65])
+{
+	if (!secret)
+		return -1;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	if (!HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)msg, n, md,
+	          &mdlen) ||
+	    mdlen != 32)
+		return -1;
+	hex_encode(md, mdlen, out);
+	out[64] = '\0';
+	return 0;
+}

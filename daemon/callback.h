@@ -22,5 +22,8 @@ int callback_enabled(void);
 int callback_sign(const char *purpose, const char *id, char out[CALLBACK_SIG_LEN + 1]);
 /* 1 when sig is the signature of (purpose, id); constant time. */
 int callback_verify(const char *purpose, const char *id, const char *sig);
+/* out gets hex(HMAC-SHA256(secret, msg[0..n))), 64 digits + NUL, for signed
+ * webhooks (X-Clubd-Signature); -1 when no secret. */
+int callback_hmac_hex(const char *msg, size_t n, char out[65]);
 
 #endif

@@ -216,7 +216,8 @@ static int build_routes(struct daemon *dm)
 	} tables[] = {
 	    {api_health_routes, api_health_nroutes},   {api_contact_routes, api_contact_nroutes},
 	    {api_message_routes, api_message_nroutes}, {api_dlr_routes, api_dlr_nroutes},
-	    {api_dlq_routes, api_dlq_nroutes},         {api_unsub_routes, api_unsub_nroutes}};
+	    {api_dlq_routes, api_dlq_nroutes},         {api_unsub_routes, api_unsub_nroutes},
+	    {api_inbound_routes, api_inbound_nroutes}};
 	size_t n = 0;
 	for (size_t i = 0; i < ARRAY_SIZE(tables); i++)
 		n += tables[i].n;

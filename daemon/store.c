@@ -17,7 +17,7 @@
 
 extern const char lua_msg_create[], lua_msg_promote[], lua_msg_claim[], lua_msg_settle[],
     lua_msg_get[], lua_contact_write[], lua_contact_list[], lua_contact_delete[], lua_msg_report[],
-    lua_dlq_retry[], lua_unsubscribe[];
+    lua_dlq_retry[], lua_unsubscribe[], lua_inbound[];
 
 static struct redis_script scripts[SCRIPT__N] = {
     [SCRIPT_MSG_CREATE] = {"msg_create", lua_msg_create, ""},
@@ -31,6 +31,7 @@ static struct redis_script scripts[SCRIPT__N] = {
     [SCRIPT_MSG_REPORT] = {"msg_report", lua_msg_report, ""},
     [SCRIPT_DLQ_RETRY] = {"dlq_retry", lua_dlq_retry, ""},
     [SCRIPT_UNSUBSCRIBE] = {"unsubscribe", lua_unsubscribe, ""},
+    [SCRIPT_INBOUND] = {"inbound", lua_inbound, ""},
 };
 
 void argv_init(struct argv *a)

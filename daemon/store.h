@@ -17,6 +17,9 @@
  *   P dlq             stream dead letters (m, reason, at)
  *   P idem:{tok}:{key} string idempotency key -> message id (TTL)
  *   P stats           hash   counters
+ *   P await:{channel}  zset   sent messages awaiting a polled delivery status
+ *   P inbound          stream raw inbound messages (audit, capped)
+ *   P inb:{prov}:{id}  string inbound dedupe by provider message id (7 days)
  */
 #ifndef CLUBD_STORE_H
 #define CLUBD_STORE_H
@@ -64,6 +67,7 @@ enum store_script {
 	SCRIPT_MSG_REPORT,
 	SCRIPT_DLQ_RETRY,
 	SCRIPT_UNSUBSCRIBE,
+	SCRIPT_INBOUND,
 	SCRIPT__N
 };
 /* Run a script; the prefix is inserted as ARGV[1] (a must not hold it). */
