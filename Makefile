@@ -111,7 +111,7 @@ deps:
 	sh tools/deps
 
 run: deps
-	$(MAKE) $(B)/clubd
+	$(MAKE) $(B)/clubd $(B)/clubctl
 	sh tools/devrun
 
 # The suite: normal build first, then the ASan+UBSan build, then one summary.
