@@ -668,6 +668,7 @@ static void claim_batch(struct dispatch *d, struct batch *b)
 	argv_addll(&a, now);
 	argv_addll(&a, lease);
 	argv_add(&a, STORE_GROUP);
+	argv_addll(&a, (d->cfg->sched_retention_ms + 999) / 1000);
 	for (int i = 0; i < b->n; i++) {
 		struct job *j = b->jobs[i];
 		if (!b->prepared) {

@@ -105,6 +105,7 @@ static void on_timer(uv_timer_t *t)
 	argv_init(&a);
 	argv_addll(&a, now_ms());
 	argv_addll(&a, s->cfg->sched_batch);
+	argv_addll(&a, (s->cfg->sched_retention_ms + 999) / 1000);
 	store_eval(s->st, SCRIPT_MSG_PROMOTE, &a, on_promoted, s);
 	argv_free(&a);
 }

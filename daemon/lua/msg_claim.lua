@@ -1,5 +1,6 @@
 -- msg_claim: the atomic ready -> sending step, for a batch of stream entries.
--- ARGV: 1 prefix, 2 now, 3 lease until (ms), 4 group, then quadruples
+-- ARGV: 1 prefix, 2 now, 3 lease until (ms), 4 group, 5 retention of an ended message in
+--       seconds (0 = forever), then quadruples
 --       (message id, stream entry id, lane, owner token).  Repeating a claim with the same
 --       owner token (its answer was lost) answers 'ok' again without a second attempt.
 -- Returns one result per entry, in order:
@@ -7,6 +8,7 @@
 --       | {'busy'} (another live instance holds it: leave the entry pending)
 --       | {'skip', state} (entry was stale and is acknowledged) | {'expired'} | {'gone'}.
 local P, now, lease, group = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local ttl = tonumber(ARGV[5]) or 0
 
 local function claim(id, sid, lane, owner)
   local q = P .. 'q:' .. lane
@@ -39,6 +41,9 @@ local function claim(id, sid, lane, owner)
                '{"at":' .. ARGV[2] .. ',"state":"expired","reason":"expired"}')
     redis.call('HINCRBY', P .. 'stats', 'expired', 1)
     redis.call('XACK', q, group, sid); redis.call('XDEL', q, sid)
+    if ttl > 0 then
+      redis.call('EXPIRE', mk, ttl); redis.call('EXPIRE', P .. 'mh:' .. id, ttl)
+    end
     return {'expired'}
   end
   local n = redis.call('HINCRBY', mk, 'attempts', 1)
@@ -51,7 +56,7 @@ local function claim(id, sid, lane, owner)
 end
 
 local out = {}
-for i = 5, #ARGV - 3, 4 do
+for i = 6, #ARGV - 3, 4 do
   out[#out + 1] = claim(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
 end
 return out

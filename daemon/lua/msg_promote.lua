@@ -1,6 +1,8 @@
 -- msg_promote: move due messages from the schedule to their ready stream.
--- ARGV: 1 prefix, 2 now, 3 limit.  Returns {examined, moved, expired}.
+-- ARGV: 1 prefix, 2 now, 3 limit, 4 retention of an ended message in seconds (0 = forever).
+-- Returns {examined, moved, expired}.
 local P, now, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local ttl = tonumber(ARGV[4] or '0') or 0
 local ids = redis.call('ZRANGEBYSCORE', P .. 'due', '-inf', now, 'LIMIT', 0, limit)
 local moved, expired = 0, 0
 for _, id in ipairs(ids) do
@@ -13,6 +15,9 @@ for _, id in ipairs(ids) do
       redis.call('XADD', P .. 'dlq', '*', 'm', id, 'reason', 'expired', 'at', now)
       redis.call('RPUSH', P .. 'mh:' .. id, '{"at":' .. now .. ',"state":"expired","reason":"expired"}')
       redis.call('HINCRBY', P .. 'stats', 'expired', 1)
+      if ttl > 0 then
+        redis.call('EXPIRE', mk, ttl); redis.call('EXPIRE', P .. 'mh:' .. id, ttl)
+      end
       expired = expired + 1
     else
       redis.call('HSET', mk, 'state', 'ready')
