@@ -687,22 +687,14 @@ static void kavenegar_stop(struct chan *c, void (*stopped)(struct chan *c))
 	sms_core_stop(&k->core, stopped);
 }
 
-static void wipe_free(char *s)
-{
-	if (s) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
-}
-
 static void kavenegar_destroy(struct chan *c)
 {
 	struct kavenegar *k = c->priv;
 	if (!k)
 		return;
-	wipe_free(k->key);
-	wipe_free(k->send_url);
-	wipe_free(k->status_url);
+	secret_free(k->key);
+	secret_free(k->send_url);
+	secret_free(k->status_url);
 	sms_opts_free(&k->opts);
 	free(k);
 	c->priv = NULL;

@@ -479,22 +479,14 @@ static void twilio_stop(struct chan *c, void (*stopped)(struct chan *c))
 	sms_core_stop(&t->core, stopped);
 }
 
-static void wipe_free(char *s)
-{
-	if (s) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
-}
-
 static void twilio_destroy(struct chan *c)
 {
 	struct twilio *t = c->priv;
 	if (!t)
 		return;
-	wipe_free(t->token);
-	wipe_free(t->userpass);
-	wipe_free(t->auth_hdr);
+	secret_free(t->token);
+	secret_free(t->userpass);
+	secret_free(t->auth_hdr);
 	free(t->url);
 	free(t->account_sid);
 	free(t->from);

@@ -283,11 +283,8 @@ static int run(struct config *cfg, const char *log_format_cli)
 	app->redis = redis_new(app->loop, &ro, on_redis_state, dm);
 	ro.name = "reader";
 	app->reader = redis_new(app->loop, &ro, on_redis_state, dm);
-	if (password) {
-		explicit_bzero(password, strlen(password));
-		free(password);
-		password = NULL;
-	}
+	secret_free(password);
+	password = NULL;
 	app->st = store_new(app->redis, cfg->redis_prefix, cfg->contacts_timeline_max);
 	app->sched = sched_new(app->loop, app->st, cfg);
 	app->disp = dispatch_new(app->loop, app->st, app->reader, app->chans, app->nchans, cfg,
@@ -361,7 +358,7 @@ out_loop_close:;
 	return rc;
 
 out_loop:
-	free(password);
+	secret_free(password);
 	chan_free_all(app->chans, app->nchans);
 	uv_loop_close(&dm->loop);
 	config_free(cfg);
@@ -444,10 +441,7 @@ int main(int argc, char **argv)
 			char *pw = cfg_read_secret(cfg->redis_password_file, &err);
 			if (!pw)
 				rc = -1;
-			else {
-				explicit_bzero(pw, strlen(pw));
-				free(pw);
-			}
+			secret_free(pw);
 		}
 		if (rc < 0) {
 			fprintf(stderr, "clubd: %s\n", err.msg);

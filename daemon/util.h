@@ -63,6 +63,9 @@ int ct_equal(const void *a, const void *b, size_t n);
 /* Hex encoding of n bytes into out (2n+1 bytes). */
 void hex_encode(const unsigned char *in, size_t n, char *out);
 
+/* Wipe a NUL-terminated secret (password, token, key) and free it; NULL is fine. */
+void secret_free(char *s);
+
 /* Fill with cryptographically random bytes (getrandom). */
 void random_bytes(void *p, size_t n);
 
