@@ -255,41 +255,35 @@ static void h_create(struct api_req *rq)
 	struct create_ctx *c = xcalloc(1, sizeof *c);
 	c->rq = rq;
 	c->due = due;
-	id_new(c->id, now);
-	char new_contact[ID_LEN + 1];
-	id_new(new_contact, now);
-	struct argv a;
-	argv_init(&a);
-	argv_add(&a, c->id);
-	argv_addll(&a, now);
-	argv_addll(&a, due);
-	argv_addll(&a, expires);
-	argv_add(&a, kind >= 0 ? channel : "preferred");
-	argv_add(&a, contact_id ? contact_id : "");
-	argv_add(&a, idem_key);
-	argv_add(&a, kind >= 0 ? channel : "");
-	argv_add(&a, addr);
-	argv_add(&a, new_contact);
-	argv_addll(&a, IDEM_TTL_S);
-	argv_add(&a, "channel");
-	argv_add(&a, channel);
-	argv_add(&a, "category");
-	argv_add(&a, category);
+	const char *fields[6];
+	size_t nf = 0;
 	if (text) {
-		argv_add(&a, "text");
-		argv_add(&a, text);
+		fields[nf++] = "text";
+		fields[nf++] = text;
 	}
 	if (subject) {
-		argv_add(&a, "subject");
-		argv_add(&a, subject);
+		fields[nf++] = "subject";
+		fields[nf++] = subject;
 	}
 	if (html) {
-		argv_add(&a, "html");
-		argv_add(&a, html);
+		fields[nf++] = "html";
+		fields[nf++] = html;
 	}
+	struct msg_new m = {.contact_id = contact_id,
+	                    .addr_kind = kind >= 0 ? channel : "",
+	                    .addr = addr,
+	                    .lane = kind >= 0 ? channel : "preferred",
+	                    .channel = channel,
+	                    .category = category,
+	                    .idem = idem_key,
+	                    .idem_ttl_s = IDEM_TTL_S,
+	                    .now = now,
+	                    .due = due,
+	                    .expires = expires,
+	                    .fields = fields,
+	                    .nfields = nf};
 	api_hold(rq);
-	store_eval(app->st, SCRIPT_MSG_CREATE, &a, on_created, c);
-	argv_free(&a);
+	store_msg_create(app->st, &m, c->id, on_created, c);
 }
 
 static void on_got(struct redis *r, redisReply *rep, void *arg)

@@ -94,6 +94,23 @@ json_t *store_contact_json(const redisReply *h);
 /* Messages ---------------------------------------------------------------- */
 void store_msg_get(struct store *st, const char *id, redis_cb cb, void *arg);
 json_t *store_msg_json(const redisReply *h, const redisReply *history);
+/* Create one message (msg_create.lua).  contact_id, or addr_kind + addr
+ * (an unknown address becomes a lead contact).  lane is "sms", "email",
+ * "chat" or "preferred".  fields: extra field/value pairs stored on the
+ * message (text, subject, html, camp, var, ...).  idem: the full
+ * idempotency key or NULL (ttl idem_ttl_s).  The new id is written to id
+ * (ID_LEN + 1 bytes) before the call returns.  The reply is the script's:
+ * {'ok', state, contact_id, created} | {'dup', id} | {'no_contact', id}. */
+struct msg_new {
+	const char *contact_id, *addr_kind, *addr;
+	const char *lane, *channel, *category;
+	const char *idem;
+	long long idem_ttl_s;
+	int64_t now, due, expires;
+	const char *const *fields; /* pairs */
+	size_t nfields;            /* number of strings (even) */
+};
+void store_msg_create(struct store *st, const struct msg_new *m, char *id, redis_cb cb, void *arg);
 /* Dead letters: a page of XRANGE after cursor (exclusive; "" = start), delete one. */
 void store_dlq_list(struct store *st, const char *cursor, int limit, redis_cb cb, void *arg);
 void store_dlq_delete(struct store *st, const char *entry, redis_cb cb, void *arg);

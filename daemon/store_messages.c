@@ -18,6 +18,36 @@ void store_msg_get(struct store *st, const char *id, redis_cb cb, void *arg)
 	argv_free(&a);
 }
 
+void store_msg_create(struct store *st, const struct msg_new *m, char *id, redis_cb cb, void *arg)
+{
+	id_new(id, m->now);
+	char new_contact[ID_LEN + 1];
+	id_new(new_contact, m->now);
+	struct argv a;
+	argv_init(&a);
+	argv_add(&a, id);
+	argv_addll(&a, m->now);
+	argv_addll(&a, m->due);
+	argv_addll(&a, m->expires);
+	argv_add(&a, m->lane);
+	argv_add(&a, m->contact_id ? m->contact_id : "");
+	argv_add(&a, m->idem ? m->idem : "");
+	argv_add(&a, m->addr_kind ? m->addr_kind : "");
+	argv_add(&a, m->addr ? m->addr : "");
+	argv_add(&a, new_contact);
+	argv_addll(&a, m->idem_ttl_s > 0 ? m->idem_ttl_s : 86400);
+	argv_add(&a, "channel");
+	argv_add(&a, m->channel);
+	argv_add(&a, "category");
+	argv_add(&a, m->category);
+	for (size_t i = 0; i + 1 < m->nfields; i += 2) {
+		argv_add(&a, m->fields[i]);
+		argv_add(&a, m->fields[i + 1]);
+	}
+	store_eval(st, SCRIPT_MSG_CREATE, &a, cb, arg);
+	argv_free(&a);
+}
+
 static void set_str(json_t *o, const char *key, const char *v)
 {
 	json_object_set_new(o, key, v && *v ? json_string(v) : json_null());
