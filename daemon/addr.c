@@ -374,7 +374,12 @@ static int email_normalize(const char *s, size_t n, char *out, const char **reas
 		*reason = why;
 		return -1;
 	}
-	memcpy(out, s, ll + 1);
+	/* ASCII letters of the local part are lower-cased too: RFC 5321 lets
+	 * a server tell Bob@ from bob@, but no mailbox provider does, and
+	 * replies and imports must find the same contact whatever the case. */
+	for (size_t i = 0; i < ll; i++)
+		out[i] = (char)ascii_lower((unsigned char)s[i]);
+	out[ll] = '@';
 	for (size_t i = 0; i < dl; i++)
 		out[ll + 1 + i] = (char)ascii_lower((unsigned char)at[1 + i]);
 	out[n] = '\0';
