@@ -22,7 +22,7 @@ DESTDIR ?=
 
 B       ?= build
 CC      ?= cc
-PKGS    := libuv hiredis libcurl jansson libmicrohttpd libsystemd inih libesmtp-1.0 icu-uc icu-i18n libssl libcrypto
+PKGS    := libuv hiredis libcurl jansson libmicrohttpd libsystemd inih libesmtp-1.0 icu-uc icu-i18n libssl libcrypto libsodium gmime-3.0
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
@@ -139,15 +139,16 @@ check-style:
 
 # libFuzzer targets (clang): every tests/fuzz/fuzz_NAME.c runs FUZZ_SECONDS from its seeds.
 FUZZ_SECONDS ?= 30
-FUZZ_SRC := daemon/template.c daemon/jalali.c daemon/tz.c daemon/util.c daemon/text.c daemon/log.c
+FUZZ_SRC := daemon/template.c daemon/jalali.c daemon/tz.c daemon/util.c daemon/text.c daemon/log.c \
+	daemon/inbound.c daemon/addr.c channels/twilio_sig.c daemon/mail_parse.c channels/mime.c
 fuzz:
 	@mkdir -p build/fuzz
 	@for f in tests/fuzz/fuzz_*.c; do \
 		n=$$(basename $$f .c); \
 		echo "  FUZZ  $$n ($(FUZZ_SECONDS)s)"; \
 		clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-			-D_GNU_SOURCE -iquote daemon $$f $(FUZZ_SRC) \
-			$$(pkg-config --cflags --libs jansson icu-uc icu-i18n) -o build/fuzz/$$n || exit 1; \
+			-D_GNU_SOURCE -iquote daemon -iquote channels $$f $(FUZZ_SRC) \
+			$$(pkg-config --cflags --libs jansson icu-uc icu-i18n libcrypto gmime-3.0) -o build/fuzz/$$n || exit 1; \
 		mkdir -p build/fuzz/corpus-$$n; \
 		build/fuzz/$$n build/fuzz/corpus-$$n tests/fuzz/corpus/$${n#fuzz_} \
 			-max_total_time=$(FUZZ_SECONDS) -timeout=10 -artifact_prefix=build/fuzz/ \

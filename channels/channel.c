@@ -20,6 +20,7 @@
  * loop thread.
  */
 #include "channel.h"
+#include "sms_segments.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -114,6 +115,18 @@ static int chan_max_inflight(const struct chan *c)
 #define BREAKER_FAILURES  10
 #define BREAKER_PROBE_MS  (30 * 1000)
 #define BREAKER_PROBE_MAX (10 * 60 * 1000)
+
+int64_t chan_cost_estimate(const struct chan *c, const char *text)
+{
+	if (!c || !c->cfg || c->cfg->price <= 0)
+		return 0;
+	if (strcmp(c->cfg->name, "sms") != 0)
+		return sms_cost_micros(1, c->cfg->price);
+	struct sms_count cnt;
+	if (!text || sms_count(text, strlen(text), &cnt) < 0)
+		return 0;
+	return sms_cost_micros(cnt.segments, c->cfg->price);
+}
 
 static const char *const circuit_names[] = {"closed", "open", "half_open"};
 

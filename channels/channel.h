@@ -82,6 +82,12 @@ struct chan_driver {
 	void (*destroy)(struct chan *c);
 };
 
+/* What sending text on c is expected to cost, in micros of the campaign
+ * currency: [channel.X] price per SMS segment (sms) or per message.  0 when
+ * no price is set. */
+struct chan;
+int64_t chan_cost_estimate(const struct chan *c, const char *text);
+
 struct chan {
 	const struct chan_driver *drv;
 	const struct cfg_channel *cfg; /* borrowed from the config */

@@ -11,7 +11,8 @@
  * Never touches: what a request means (drivers map status codes to
  * results), retries, URLs in logs (they may hold API keys).  Limits: the
  * response body is capped per request, headers by libcurl (100 KiB); no
- * redirects, http/https only, HTTP/2 only over TLS (h2c is broken in curl
+ * redirects, http/https only (a request's setup hook may allow another
+ * protocol: IMAP), HTTP/2 only over TLS (h2c is broken in curl
  * 7.88).  Everything runs on the loop thread; curl callbacks never call back
  * into curl except curl_multi_assign.  A client is freed only after its
  * last uv handle's close callback.
@@ -181,6 +182,7 @@ static void xfer_finish(struct http_xfer *x, CURLcode rc, int cancelled)
 			long code = 0;
 			curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
 			r.status = code;
+			curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &r.new_connections);
 			r.error = "";
 		} else if (r.err == HTTP_E_TOO_LARGE) {
 			r.error = "response body too large";
@@ -541,6 +543,13 @@ int http_request(struct http_client *h, const struct http_req *rq, http_done_cb 
 		log_warnx("http", "request setup failed error=%s", log_q(curl_easy_strerror(rc)));
 		xfer_free(x);
 		return -EINVAL;
+	}
+	if (rq->setup) {
+		int r = rq->setup(e, rq->setup_arg);
+		if (r < 0) {
+			xfer_free(x);
+			return r;
+		}
 	}
 	CURLMcode mc = curl_multi_add_handle(h->multi, e);
 	if (mc != CURLM_OK) {

@@ -2,7 +2,8 @@
  * http.h - the shared HTTP client: one libcurl multi handle per loop, driven
  * by libuv (curl_multi_socket_action), for every HTTP-speaking driver.
  *
- * Requests never follow redirects, speak only http/https, use HTTP/2 only
+ * Requests never follow redirects, speak only http/https (unless a
+ * request's setup hook allows another protocol), use HTTP/2 only
  * over TLS (never h2c), reuse connections (keep-alive) and cap the response
  * body.  URLs are never logged: they may carry API keys.
  */
@@ -27,6 +28,13 @@ struct http_req {
 	int64_t timeout_ms;         /* whole transfer; <= 0: HTTP_TIMEOUT_DEFAULT */
 	int64_t connect_timeout_ms; /* <= 0: the transfer timeout */
 	size_t max_body;            /* response body cap; 0: HTTP_MAX_BODY_DEFAULT */
+	/* Another protocol on the same multi handle (IMAP, imap_poll.c):
+	 * called with the easy handle (a CURL *) after every option above is
+	 * set, to set the protocol's own (CURLOPT_PROTOCOLS_STR,
+	 * CURLOPT_CUSTOMREQUEST, credentials, TLS).  0, or a negative errno
+	 * that http_request returns (done is then not called).  NULL: HTTP. */
+	int (*setup)(void *easy, void *arg);
+	void *setup_arg;
 };
 
 enum http_error {
@@ -47,6 +55,7 @@ struct http_resp {
 	const char *content_type; /* "" when absent */
 	const char *body;         /* NUL-terminated, never NULL */
 	size_t body_len;
+	long new_connections; /* connections the transfer opened (0: it reused one) */
 };
 
 typedef void (*http_done_cb)(void *arg, const struct http_resp *resp);

@@ -19,6 +19,11 @@
  *   copied at the first access-handler call: accessors stay valid after the
  *   client left.
  *
+ * Streamed answers (api_reply_stream, for exports) use MHD's content reader
+ * callback; when the producer has nothing yet the connection is suspended
+ * from inside that callback (the only safe place) and resumed by
+ * api_stream_wake().
+ *
  * Limits: [api] max_body for JSON (413 as soon as it is passed), [api]
  * max_bulk_body for streams, 32 KiB of MHD memory per connection (request
  * line + headers; MHD answers 431/400 above it), [api] max_connections,
@@ -169,6 +174,10 @@ struct api_req {
 	unsigned dispatched : 1;
 	unsigned body_done : 1;
 	unsigned freeing : 1;
+	unsigned stream_wait : 1; /* suspended until api_stream_wake() */
+	unsigned stream_wake : 1; /* woken while inside fill */
+	unsigned in_fill : 1;
+	api_stream_fill fill; /* a streamed answer's producer */
 
 	uv_timer_t deadline;
 	struct api_req *prev, *next;
@@ -1486,6 +1495,9 @@ void api_add_header(struct api_req *rq, const char *name, const char *value)
 	kvs_add(&rq->resp_headers, name, strlen(name), value, strlen(value));
 }
 
+static void req_answer(struct api_req *rq, unsigned status, const char *ctype,
+                       struct MHD_Response *r);
+
 /* Store the answer (data is taken, malloc'd) and wake the connection. */
 static void req_reply(struct api_req *rq, unsigned status, const char *ctype, char *data,
                       size_t len)
@@ -1509,6 +1521,13 @@ static void req_reply(struct api_req *rq, unsigned status, const char *ctype, ch
 		if (!r)
 			free(data);
 	}
+	req_answer(rq, status, ctype, r);
+}
+
+/* The common part of every answer: headers, then wake the connection. */
+static void req_answer(struct api_req *rq, unsigned status, const char *ctype,
+                       struct MHD_Response *r)
+{
 	if (!r) {
 		log_err("api", "event=response_failed path=%s", log_q(rq->path));
 		rq->reply_failed = 1;
@@ -1615,4 +1634,66 @@ void api_reply_raw(struct api_req *rq, unsigned status, const char *content_type
 		memcpy(p, data, len);
 	}
 	req_reply(rq, status, content_type, p, len);
+}
+
+/* ---- streamed answers --------------------------------------------------- */
+
+/*
+ * MHD's content reader for api_reply_stream().  Nothing to send yet: the
+ * connection is suspended (MHD would otherwise call again at once, a busy
+ * loop) until api_stream_wake(); the only safe place to suspend is here.
+ */
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct api_req *rq = cls;
+	(void)pos;
+	if (!rq->conn || !rq->s)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	rq->stream_wake = 0;
+	rq->in_fill = 1;
+	long n = rq->fill(rq, buf, max);
+	rq->in_fill = 0;
+	if (n == API_STREAM_END)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (n < 0 || (size_t)n > max)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	if (n == 0) {
+		if (rq->stream_wake) {
+			/* data came while filling: ask again on the next run */
+			rq->stream_wake = 0;
+			srv_kick(rq->s);
+			return 0;
+		}
+		rq->suspended = 1;
+		rq->stream_wait = 1;
+		MHD_suspend_connection(rq->conn);
+	}
+	return (ssize_t)n;
+}
+
+void api_reply_stream(struct api_req *rq, unsigned status, const char *content_type,
+                      api_stream_fill fill)
+{
+	if (rq->replied)
+		return;
+	rq->replied = 1;
+	uv_timer_stop(&rq->deadline);
+	if (!rq->conn || !rq->s)
+		return;
+	rq->fill = fill;
+	req_answer(rq, status, content_type,
+	           MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, stream_reader, rq,
+	                                             NULL));
+}
+
+void api_stream_wake(struct api_req *rq)
+{
+	if (rq->stream_wait && rq->suspended && rq->conn && rq->s) {
+		rq->suspended = 0;
+		rq->stream_wait = 0;
+		MHD_resume_connection(rq->conn);
+		srv_kick(rq->s);
+	} else if (rq->in_fill) {
+		rq->stream_wake = 1;
+	}
 }

@@ -107,4 +107,23 @@ void api_reply_error(struct api_req *rq, unsigned status, const char *code, cons
 void api_reply_raw(struct api_req *rq, unsigned status, const char *content_type, const char *data,
                    size_t len);
 
+/*
+ * A streamed answer (chunked transfer encoding), for exports of any size.
+ * The connection calls fill(rq, buf, max) on the loop whenever the client
+ * can take more: it copies up to max bytes and returns how many; 0 when it
+ * has nothing yet (the connection waits, suspended, until
+ * api_stream_wake()); API_STREAM_END when the answer is complete; or
+ * API_STREAM_ERROR to cut the connection (the client sees a chunked body
+ * without its end).  The request deadline stops here: a stalled producer
+ * must end the stream itself.  fill is never called after the connection
+ * completed; handler state (api_set_data) lives until then.
+ */
+#define API_STREAM_END   (-1L)
+#define API_STREAM_ERROR (-2L)
+typedef long (*api_stream_fill)(struct api_req *rq, char *buf, size_t max);
+void api_reply_stream(struct api_req *rq, unsigned status, const char *content_type,
+                      api_stream_fill fill);
+/* The producer has data (or its end) for fill: wake the connection. */
+void api_stream_wake(struct api_req *rq);
+
 #endif

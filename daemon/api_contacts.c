@@ -1,8 +1,9 @@
 /*
  * api_contacts.c - /v1/contacts: validation of contact input and the
  * handlers for create, get, list/lookup, patch, delete and NDJSON bulk
- * upsert.  One validator (contact_pairs) serves every write path, so a
- * field means the same thing in POST, PATCH and bulk.  Writes go through
+ * upsert.  One validator (api_contact_pairs, api_contacts.h) serves every
+ * write path, so a field means the same thing in POST, PATCH, bulk and the
+ * CSV/NDJSON import (api_import.c).  Writes go through
  * lua/contact_write.lua; this file knows no key names.
  *
  * Limits: names 200 bytes, 64 tags of 64 bytes, 64 attrs (keys 64 bytes,
@@ -15,9 +16,12 @@
 #include <string.h>
 
 #include "addr.h"
+#include "api_contacts.h"
+#include "api_privacy.h"
 #include "app.h"
 #include "log.h"
 #include "prefs.h"
+#include "privacy.h"
 #include "text.h"
 #include "tz.h"
 #include "util.h"
@@ -34,16 +38,11 @@
 
 static const char DEL_VALUE[1] = {'\0'};
 
-struct verr {
-	const char *code;
-	char field[96];
-	char reason[200];
-};
+static int verr_set(struct contact_verr *e, const char *code, const char *field, const char *fmt,
+                    ...) __attribute__((format(printf, 4, 5)));
 
-static int verr_set(struct verr *e, const char *code, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int verr_set(struct verr *e, const char *code, const char *field, const char *fmt, ...)
+static int verr_set(struct contact_verr *e, const char *code, const char *field, const char *fmt,
+                    ...)
 {
 	e->code = code;
 	snprintf(e->field, sizeof e->field, "%s", field ? field : "");
@@ -86,8 +85,9 @@ static int valid_attr_key(const char *k)
 	return 1;
 }
 
+/* seal: a name, stored sealed with [privacy] key_file (privacy.h) */
 static int add_text_field(struct argv *a, const char *name, const json_t *v, int patch, size_t max,
-                          struct verr *e)
+                          int seal, struct contact_verr *e)
 {
 	if (json_is_null(v)) {
 		if (patch) {
@@ -104,12 +104,15 @@ static int add_text_field(struct argv *a, const char *name, const json_t *v, int
 	if (strlen(s) != json_string_length(v) || text_has_ctl(s, 0))
 		return verr_set(e, "invalid_field", name, "control characters are not allowed");
 	argv_add(a, name);
-	argv_add(a, s);
+	if (seal)
+		privacy_argv_text(a, s);
+	else
+		argv_add(a, s);
 	return 0;
 }
 
 static int add_addresses(struct argv *a, const json_t *v, int patch, const struct config *cfg,
-                         struct verr *e)
+                         struct contact_verr *e)
 {
 	if (!json_is_object(v))
 		return verr_set(e, "invalid_field", "addresses", "must be an object");
@@ -141,12 +144,12 @@ static int add_addresses(struct argv *a, const json_t *v, int patch, const struc
 		                   cfg->contacts_default_country, out, &why) < 0)
 			return verr_set(e, "invalid_field", field, "%s", why);
 		argv_add(a, key);
-		argv_add(a, out);
+		privacy_argv_addr(a, out);
 	}
 	return 0;
 }
 
-static int add_tags(struct argv *a, const json_t *v, struct verr *e)
+static int add_tags(struct argv *a, const json_t *v, struct contact_verr *e)
 {
 	if (json_is_null(v))
 		v = NULL;
@@ -189,7 +192,7 @@ static int add_tags(struct argv *a, const json_t *v, struct verr *e)
 	return 0;
 }
 
-static int add_attrs(struct argv *a, const json_t *v, int patch, struct verr *e)
+static int add_attrs(struct argv *a, const json_t *v, int patch, struct contact_verr *e)
 {
 	if (!json_is_object(v))
 		return verr_set(e, "invalid_field", "attrs", "must be an object");
@@ -236,8 +239,8 @@ static int add_attrs(struct argv *a, const json_t *v, int patch, struct verr *e)
  * Validate a contact object and append contact_write field/value pairs.
  * allow_id: bulk lines may carry "id" (the caller reads it).
  */
-static int contact_pairs(const json_t *o, int patch, int allow_id, const struct config *cfg,
-                         struct argv *a, struct verr *e)
+int api_contact_pairs(const json_t *o, int patch, int allow_id, const struct config *cfg,
+                      struct argv *a, struct contact_verr *e)
 {
 	const char *k;
 	json_t *v;
@@ -246,19 +249,19 @@ static int contact_pairs(const json_t *o, int patch, int allow_id, const struct 
 		int rc = 0;
 		if (strcmp(k, "name") == 0 || strcmp(k, "first_name") == 0 ||
 		    strcmp(k, "last_name") == 0) {
-			rc = add_text_field(a, k, v, patch, NAME_MAX_BYTES, e);
+			rc = add_text_field(a, k, v, patch, NAME_MAX_BYTES, 1, e);
 		} else if (strcmp(k, "lang") == 0) {
 			if (!json_is_null(v) &&
 			    (!json_is_string(v) || !valid_lang(json_string_value(v))))
 				return verr_set(e, "invalid_field", "lang",
 				                "a language tag such as fa, en or fa-IR");
-			rc = add_text_field(a, k, v, patch, 35, e);
+			rc = add_text_field(a, k, v, patch, 35, 0, e);
 		} else if (strcmp(k, "tz") == 0) {
 			if (!json_is_null(v) &&
 			    (!json_is_string(v) || !tz_valid(json_string_value(v))))
 				return verr_set(e, "invalid_field", "tz",
 				                "an IANA time zone such as Asia/Tehran");
-			rc = add_text_field(a, k, v, patch, 64, e);
+			rc = add_text_field(a, k, v, patch, 64, 0, e);
 		} else if (strcmp(k, "addresses") == 0) {
 			rc = add_addresses(a, v, patch, cfg, e);
 		} else if (strcmp(k, "tags") == 0) {
@@ -353,9 +356,9 @@ static void h_create(struct api_req *rq)
 {
 	struct app *app = api_app(rq);
 	struct argv pairs;
-	struct verr e;
+	struct contact_verr e;
 	argv_init(&pairs);
-	if (contact_pairs(api_json(rq), 0, 0, app->cfg, &pairs, &e) < 0) {
+	if (api_contact_pairs(api_json(rq), 0, 0, app->cfg, &pairs, &e) < 0) {
 		api_reply_error(rq, 400, e.code, e.field, "%s", e.reason);
 		argv_free(&pairs);
 		return;
@@ -377,9 +380,9 @@ static void h_patch(struct api_req *rq)
 		return;
 	}
 	struct argv pairs;
-	struct verr e;
+	struct contact_verr e;
 	argv_init(&pairs);
-	if (contact_pairs(api_json(rq), 1, 0, app->cfg, &pairs, &e) < 0) {
+	if (api_contact_pairs(api_json(rq), 1, 0, app->cfg, &pairs, &e) < 0) {
 		api_reply_error(rq, 400, e.code, e.field, "%s", e.reason);
 		argv_free(&pairs);
 		return;
@@ -439,6 +442,16 @@ static void h_delete(struct api_req *rq)
 	}
 	if (!api_store_ready(rq))
 		return;
+	const char *erase = api_query(rq, "erase");
+	if (erase && strcmp(erase, "false") != 0) {
+		if (strcmp(erase, "true") != 0) {
+			api_reply_error(rq, 400, "invalid_field", "erase",
+			                "erase is true or false");
+			return;
+		}
+		api_privacy_erase(rq, id); /* everything held about the person */
+		return;
+	}
 	api_hold(rq);
 	store_contact_delete(app->st, id, on_deleted, rq);
 }
@@ -668,9 +681,9 @@ static void bulk_line(struct bulk *b, const char *s, size_t n)
 		id_new(id, now_ms());
 	}
 	struct argv pairs;
-	struct verr e;
+	struct contact_verr e;
 	argv_init(&pairs);
-	if (contact_pairs(o, 1, 1, app->cfg, &pairs, &e) < 0) {
+	if (api_contact_pairs(o, 1, 1, app->cfg, &pairs, &e) < 0) {
 		bulk_error(b, b->lineno, e.field, e.reason);
 	} else {
 		struct argv a;

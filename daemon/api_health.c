@@ -7,6 +7,8 @@
 
 #include "addr.h"
 #include "app.h"
+#include "desk_notify.h"
+#include "inbound_route.h"
 #include "metrics.h"
 #include "util.h"
 
@@ -33,7 +35,46 @@ struct metrics_ctx {
 	int nlanes;
 	long long xlen[8], xpending[8], due, dlq;
 	int have_depths;
+	struct buf totals; /* series from the shared stats hash, rendered when it arrives */
 };
+
+static void render(struct metrics_ctx *m);
+
+/* A Prometheus label value: backslash, double quote and newline escaped. */
+static void label_value(struct buf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			buf_printf(b, "\\%c", *s);
+		else if (*s == '\n')
+			buf_puts(b, "\\n");
+		else
+			buf_printf(b, "%c", *s);
+	}
+}
+
+/* Counters every instance adds to (P stats): suppressions by reason and
+ * consent withdrawn by channel. */
+static void on_stats(struct redis *r, redisReply *rep, void *arg)
+{
+	(void)r;
+	struct metrics_ctx *m = arg;
+	if (rep && rep->type == REDIS_REPLY_ARRAY) {
+		metric_header(&m->totals, "clubd_suppressed_total", "counter",
+		              "Messages suppressed at dispatch by reason (all instances).");
+		for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+			const char *k = reply_str(rep->element[i]),
+			           *v = reply_str(rep->element[i + 1]);
+			if (!k || !v || strncmp(k, "suppressed:", 11) != 0)
+				continue;
+			buf_puts(&m->totals, "clubd_suppressed_total{reason=\"");
+			label_value(&m->totals, k + 11);
+			buf_printf(&m->totals, "\"} %s\n", v);
+		}
+	}
+	if (--m->pending == 0)
+		render(m);
+}
 
 static void render(struct metrics_ctx *m)
 {
@@ -172,6 +213,11 @@ static void render(struct metrics_ctx *m)
 				    cls[k], (unsigned long long)counts[k]);
 		}
 	}
+	inbound_metrics_render(&b);
+	desk_notify_metrics_render(&b);
+	if (m->totals.len)
+		buf_append(&b, m->totals.p, m->totals.len);
+	buf_free(&m->totals);
 	api_reply_raw(rq, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, b.len);
 	buf_free(&b);
 	api_release(rq);
@@ -218,6 +264,7 @@ static void h_metrics(struct api_req *rq)
 	struct app *app = api_app(rq);
 	struct metrics_ctx *m = xcalloc(1, sizeof *m);
 	m->rq = rq;
+	buf_init(&m->totals, 0);
 	api_hold(rq);
 	for (size_t i = 0; i < app->nchans && m->nlanes < 7; i++)
 		m->lanes[m->nlanes++] = app->chans[i].cfg->name;
@@ -239,6 +286,10 @@ static void h_metrics(struct api_req *rq)
 	free(k);
 	k = store_key(app->st, "dlq");
 	depth(m, &m->dlq, 0, "XLEN %s", k);
+	free(k);
+	k = store_key(app->st, "stats");
+	m->pending++;
+	redis_cmdf(app->redis, on_stats, m, "HGETALL %s", k);
 	free(k);
 	if (--m->pending == 0)
 		render(m);

@@ -1,43 +1,60 @@
 /*
- * api_inbound.c - inbound SMS from providers and the contact timeline:
+ * api_inbound.c - inbound messages from providers' webhooks, and the
+ * contact timeline:
  *   GET  /v1/inbound/kannel?k=SIG&from=%p&to=%P&text=%a&ts=%t&id=%I
- *        Kannel's sms-service get-url.  k = callback_sign("inbound",
- *        "kannel"): static, because get-url is static configuration, so
- *        the URL with k is a secret.  Answers 200 "OK".
+ *        [&coding=%c&charset=%C]  Kannel's sms-service get-url;
+ *   POST /v1/inbound/kannel?k=SIG&id=%I  its post-url: the text is the
+ *        body (charset in Content-Type), X-Kannel-From / -To / -Time /
+ *        -Coding headers.  k = callback_sign("inbound", "kannel"): static,
+ *        because Kannel's URL is static configuration, so the URL is a
+ *        secret.  Both answer 200 "OK".
  *   POST /v1/inbound/sms  a generic signed JSON webhook: X-Clubd-Timestamp
  *        (Unix seconds, at most 5 minutes off) and X-Clubd-Signature:
  *        sha256=hex(HMAC-SHA256(callback secret, timestamp "." body)); body
  *        {"from","to","text","id","received_at"}.  Answers
  *        {"action","contact_id","duplicate"}.
+ *   POST /v1/inbound/twilio  Twilio's incoming-message webhook (form From,
+ *        To, Body, MessageSid), X-Twilio-Signature checked with the auth
+ *        token over [inbound] twilio_url (or http://{Host}{path}); answers
+ *        empty TwiML "<Response/>" (text/xml).
+ *   POST /v1/inbound/telegram/{channel}  the Bot API's webhook ([inbound]
+ *        chat = webhook): X-Telegram-Bot-Api-Secret-Token must equal
+ *        [inbound] chat_secret_file; body one Update.  Answers JSON.
  *   GET  /v1/contacts/{id}/timeline  newest first, limit/cursor.
- * Both transports normalise to struct inbound (inbound.c decides the
- * action) and record it with lua/inbound.lua: dedupe on provider + id,
- * audit stream, contact by reverse index or a new lead, consent change or
- * timeline entry.  Knows no key names.  Never logs texts or numbers.
+ * Every transport normalises to struct inbound (inbound.c) and hands it to
+ * inbound_route() (keywords, stages, the record script, confirmations).
+ * Knows no key names.  Never logs texts, numbers or chat ids.
  *
- * Limits: webhook bodies INBOUND_BODY_MAX; text 4 KiB; ids 128 bytes.
+ * Limits: JSON webhook bodies INBOUND_BODY_MAX, forms and post-url bodies
+ * FORM_MAX; text 4 KiB; ids 128 bytes.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "app.h"
 #include "callback.h"
 #include "inbound.h"
+#include "inbound_poll.h"
+#include "inbound_route.h"
 #include "log.h"
 #include "store_timeline.h"
+#include "twilio_sig.h"
 #include "util.h"
 
-#define INBOUND_BODY_MAX       (32 * 1024)
-#define INBOUND_SKEW_S         300                      /* webhook timestamp tolerance */
-#define INBOUND_DEDUPE_TTL_S   (7 * 24 * 3600)          /* provider ids remembered */
-#define INBOUND_AUDIT_MAX      100000                   /* raw inbound audit entries */
-#define INBOUND_ATTRIBUTION_MS (7LL * 24 * 3600 * 1000) /* reply -> last message */
-#define TIMELINE_LIMIT_MAX     500
+#define INBOUND_BODY_MAX   (32 * 1024)
+#define FORM_MAX           (16 * 1024)
+#define INBOUND_SKEW_S     300 /* webhook timestamp tolerance */
+#define TIMELINE_LIMIT_MAX 500
+
+enum answer { ANSWER_OK_TEXT, ANSWER_JSON, ANSWER_TWIML };
 
 struct inb_req {
-	struct buf body; /* webhook only */
-	int json;        /* answer with JSON (webhook) rather than "OK" (Kannel) */
+	struct buf body; /* streamed bodies */
+	enum answer answer;
+	enum inbound_transport t;
 };
 
 static void inb_free(void *p)
@@ -47,117 +64,173 @@ static void inb_free(void *p)
 	free(ir);
 }
 
-static struct inb_req *inb_attach(struct api_req *rq, int json)
+static struct inb_req *inb_attach(struct api_req *rq, enum answer answer, enum inbound_transport t,
+                                  size_t max)
 {
 	struct inb_req *ir = xcalloc(1, sizeof *ir);
-	buf_init(&ir->body, INBOUND_BODY_MAX);
-	ir->json = json;
+	buf_init(&ir->body, max);
+	ir->answer = answer;
+	ir->t = t;
 	api_set_data(rq, ir, inb_free);
 	return ir;
 }
 
-static void on_recorded(struct redis *r, redisReply *rep, void *arg)
+/* A request refused before routing: counted, then answered. */
+static void reject(struct api_req *rq, enum inbound_transport t, unsigned status, const char *code,
+                   const char *field, const char *why)
 {
-	(void)r;
+	inbound_count(t, INBOUND_REJECTED);
+	api_reply_error(rq, status, code, field, "%s", why);
+}
+
+static void on_routed(void *arg, const struct inbound_result *res)
+{
 	struct api_req *rq = arg;
 	struct inb_req *ir = api_data(rq);
-	if (!api_reply_redis_failure(rq, rep)) {
-		const char *st = NULL, *cid = NULL, *action = NULL;
-		if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 3) {
-			st = reply_str(rep->element[0]);
-			cid = reply_str(rep->element[1]);
-			action = reply_str(rep->element[2]);
-		}
-		if (!st || !cid || !action) {
-			log_err("inbound", "unexpected reply from the inbound script");
-			api_reply_error(rq, 500, "internal", NULL, "unexpected store reply");
-		} else {
-			int dup = strcmp(st, "dup") == 0;
-			log_info("inbound", "contact=%s action=%s duplicate=%d", cid, action, dup);
-			if (ir && ir->json)
-				api_reply_json(rq, 200,
-				               json_pack("{s:s, s:s, s:b}", "action", action,
-				                         "contact_id", cid, "duplicate", dup));
-			else
-				api_reply_raw(rq, 200, "text/plain; charset=utf-8", "OK", 2);
-		}
+	if (res->err) {
+		api_reply_error(rq, 503, "unavailable", NULL,
+		                "the store is unavailable; retry later (duplicates are harmless)");
+	} else if (ir->answer == ANSWER_JSON) {
+		json_t *o = json_pack("{s:s, s:s?, s:b}", "action", res->action, "contact_id",
+		                      res->contact_id[0] ? res->contact_id : NULL, "duplicate",
+		                      res->duplicate);
+		if (res->confirm_id[0])
+			json_object_set_new(o, "confirmation", json_string(res->confirm_id));
+		api_reply_json(rq, 200, o);
+	} else if (ir->answer == ANSWER_TWIML) {
+		static const char twiml[] = "<Response/>";
+		api_reply_raw(rq, 200, "text/xml; charset=utf-8", twiml, sizeof twiml - 1);
+	} else {
+		api_reply_raw(rq, 200, "text/plain; charset=utf-8", "OK", 2);
 	}
 	api_release(rq);
 }
 
-/* Record a normalised inbound message; answers the request. */
-static void record(struct api_req *rq, const struct inbound *in)
+/* Route a normalised message; answers the request. */
+static void route(struct api_req *rq, const struct inbound *in)
 {
 	struct app *app = api_app(rq);
+	struct inb_req *ir = api_data(rq);
 	if (!api_store_ready(rq))
 		return;
-	int64_t now = now_ms();
-	char cid[ID_LEN + 1];
-	id_new(cid, now);
-	struct argv a;
-	argv_init(&a);
-	argv_addll(&a, now);
-	argv_add(&a, in->provider);
-	argv_add(&a, in->provider_id);
-	argv_addll(&a, INBOUND_DEDUPE_TTL_S);
-	argv_add(&a, in->channel);
-	argv_add(&a, in->from);
-	argv_add(&a, in->to);
-	argv_add(&a, in->text);
-	argv_addll(&a, in->received_at);
-	argv_add(&a, inbound_action_name(in->action));
-	argv_add(&a, cid);
-	argv_addll(&a, app->cfg->contacts_timeline_max);
-	argv_addll(&a, INBOUND_AUDIT_MAX);
-	argv_addll(&a, INBOUND_ATTRIBUTION_MS);
 	api_hold(rq);
-	store_eval(app->st, SCRIPT_INBOUND, &a, on_recorded, rq);
-	argv_free(&a);
+	inbound_route(app->st, app->cfg, ir->t, in, NULL, 0, on_routed, rq);
 }
 
-/* Kannel get-url ---------------------------------------------------------- */
+static long body_chunk(struct api_req *rq, const char *data, size_t len)
+{
+	struct inb_req *ir = api_data(rq);
+	if (buf_append(&ir->body, data, len) < 0) {
+		inbound_count(ir->t, INBOUND_REJECTED);
+		api_reply_error(rq, 413, "body_too_large", NULL, "the body is at most %zu bytes",
+		                ir->body.max);
+		return -1;
+	}
+	return (long)len;
+}
 
-static void h_kannel(struct api_req *rq)
+/* Kannel MO: get-url and post-url ------------------------------------------ */
+
+static int kannel_k_ok(struct api_req *rq)
+{
+	if (callback_verify("inbound", "kannel", api_query(rq, "k")))
+		return 1;
+	log_warnx("inbound", "provider=kannel bad or missing signature");
+	reject(rq, INBOUND_T_KANNEL, 403, "forbidden", "k", "bad callback signature");
+	return 0;
+}
+
+static void kannel_finish(struct api_req *rq, const struct inbound_kannel_mo *mo)
 {
 	struct app *app = api_app(rq);
-	if (!callback_verify("inbound", "kannel", api_query(rq, "k"))) {
-		log_warnx("inbound", "provider=kannel bad or missing signature");
-		api_reply_error(rq, 403, "forbidden", "k", "bad callback signature");
-		return;
-	}
-	const char *text = api_query(rq, "text");
-	const char *ts = api_query(rq, "ts");
-	int64_t ignored;
-	if (ts && inbound_parse_time(ts, &ignored) < 0)
-		ts = NULL; /* Kannel's clock format is not ours to refuse */
 	struct inbound *in = xmalloc(sizeof *in);
 	const char *field = NULL, *why = NULL;
-	if (inbound_sms_init(in, "kannel", api_query(rq, "id"), api_query(rq, "from"),
-	                     api_query(rq, "to"), text, text ? strlen(text) : 0, ts, now_ms(),
-	                     app->cfg->contacts_default_country, &field, &why) < 0) {
-		api_reply_error(rq, 400, "invalid_field", field, "%s", why);
-	} else {
-		inb_attach(rq, 0);
-		record(rq, in);
-	}
+	if (inbound_kannel_parse(in, mo, now_ms(), app->cfg->contacts_default_country, &field,
+	                         &why) < 0)
+		reject(rq, INBOUND_T_KANNEL, 400, "invalid_field", field, why);
+	else
+		route(rq, in);
 	free(in);
+}
+
+static void h_kannel_get(struct api_req *rq)
+{
+	inb_attach(rq, ANSWER_OK_TEXT, INBOUND_T_KANNEL, 0);
+	if (!kannel_k_ok(rq))
+		return;
+	const char *text = api_query(rq, "text");
+	struct inbound_kannel_mo mo = {
+	    .from = api_query(rq, "from"),
+	    .to = api_query(rq, "to"),
+	    .ts = api_query(rq, "ts"),
+	    .id = api_query(rq, "id"),
+	    .coding = api_query(rq, "coding"),
+	    .charset = api_query(rq, "charset"),
+	    .text = text,
+	    .text_len = text ? strlen(text) : 0,
+	    .binary_safe = 0,
+	};
+	kannel_finish(rq, &mo);
+}
+
+static void h_kannel_post(struct api_req *rq)
+{
+	inb_attach(rq, ANSWER_OK_TEXT, INBOUND_T_KANNEL, FORM_MAX);
+}
+
+/* The charset parameter of a Content-Type value into out ("" when none). */
+static void content_charset(const char *ct, char *out, size_t n)
+{
+	out[0] = '\0';
+	const char *p = ct ? strcasestr(ct, "charset=") : NULL;
+	if (!p)
+		return;
+	p += 8;
+	if (*p == '"')
+		p++;
+	size_t len = strcspn(p, "\"; \t");
+	if (len >= n)
+		len = n - 1;
+	memcpy(out, p, len);
+	out[len] = '\0';
+}
+
+static const char *hdr_or_query(struct api_req *rq, const char *header, const char *query)
+{
+	const char *v = api_header(rq, header);
+	return v && *v ? v : api_query(rq, query);
+}
+
+static void kannel_post_end(struct api_req *rq)
+{
+	struct inb_req *ir = api_data(rq);
+	if (!kannel_k_ok(rq))
+		return;
+	const char *ct = api_header(rq, "Content-Type");
+	char cs[64];
+	content_charset(ct, cs, sizeof cs);
+	const char *coding = hdr_or_query(rq, "X-Kannel-Coding", "coding");
+	if (!coding && ct && strncasecmp(ct, "application/octet-stream", 24) == 0)
+		coding = "1";
+	struct inbound_kannel_mo mo = {
+	    .from = hdr_or_query(rq, "X-Kannel-From", "from"),
+	    .to = hdr_or_query(rq, "X-Kannel-To", "to"),
+	    .ts = hdr_or_query(rq, "X-Kannel-Time", "ts"),
+	    .id = api_query(rq, "id"),
+	    .coding = coding,
+	    .charset = cs[0] ? cs : api_query(rq, "charset"),
+	    .text = ir->body.p ? ir->body.p : "",
+	    .text_len = ir->body.len,
+	    .binary_safe = 1,
+	};
+	kannel_finish(rq, &mo);
 }
 
 /* Signed JSON webhook ------------------------------------------------------ */
 
 static void h_sms(struct api_req *rq)
 {
-	inb_attach(rq, 1);
-}
-
-static long sms_chunk(struct api_req *rq, const char *data, size_t len)
-{
-	struct inb_req *ir = api_data(rq);
-	if (buf_append(&ir->body, data, len) < 0) {
-		api_reply_error(rq, 413, "body_too_large", NULL, "bodies are at most 32 KiB");
-		return -1;
-	}
-	return (long)len;
+	inb_attach(rq, ANSWER_JSON, INBOUND_T_WEBHOOK, INBOUND_BODY_MAX);
 }
 
 /* X-Clubd-Timestamp and X-Clubd-Signature over the raw body; 1 ok. */
@@ -168,8 +241,8 @@ static int webhook_signature_ok(struct api_req *rq, const char *body, size_t n)
 	int64_t t, now = now_ms() / 1000;
 	if (!ts || parse_i64(ts, 0, INT64_C(253402300799), &t) < 0 || t < now - INBOUND_SKEW_S ||
 	    t > now + INBOUND_SKEW_S) {
-		api_reply_error(rq, 403, "forbidden", "X-Clubd-Timestamp",
-		                "missing, malformed or stale timestamp");
+		reject(rq, INBOUND_T_WEBHOOK, 403, "forbidden", "X-Clubd-Timestamp",
+		       "missing, malformed or stale timestamp");
 		return 0;
 	}
 	struct buf m;
@@ -182,7 +255,8 @@ static int webhook_signature_ok(struct api_req *rq, const char *body, size_t n)
 	         callback_hmac_hex(m.p, m.len, want) == 0 && ct_equal(want, sig + 7, 64);
 	buf_free(&m);
 	if (!ok)
-		api_reply_error(rq, 403, "forbidden", "X-Clubd-Signature", "bad webhook signature");
+		reject(rq, INBOUND_T_WEBHOOK, 403, "forbidden", "X-Clubd-Signature",
+		       "bad webhook signature");
 	return ok;
 }
 
@@ -213,7 +287,8 @@ static void sms_end(struct api_req *rq)
 	json_t *o = json_loadb(body, ir->body.len, JSON_REJECT_DUPLICATES, &err);
 	if (!o || !json_is_object(o)) {
 		json_decref(o);
-		api_reply_error(rq, 400, "invalid_json", NULL, "the body must be a JSON object");
+		reject(rq, INBOUND_T_WEBHOOK, 400, "invalid_json", NULL,
+		       "the body must be a JSON object");
 		return;
 	}
 	static const char *const names[] = {"from", "to", "text", "id", "received_at"};
@@ -223,28 +298,158 @@ static void sms_end(struct api_req *rq)
 		int bad = 0;
 		v[i] = opt_str(o, names[i], i == 2 ? &text_len : NULL, &bad);
 		if (bad) {
-			api_reply_error(rq, 400, "invalid_field", names[i], "must be a string");
+			reject(rq, INBOUND_T_WEBHOOK, 400, "invalid_field", names[i],
+			       "must be a string");
 			json_decref(o);
 			return;
 		}
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 		if (!v[i] && i != 1 && i != 4) {
+			inbound_count(INBOUND_T_WEBHOOK, INBOUND_REJECTED);
 			api_reply_error(rq, 400, "missing_field", names[i], "%s is required",
 			                names[i]);
 			json_decref(o);
 			return;
 		}
 	}
+	int64_t at = now_ms();
+	if (v[4] && parse_time(v[4], &at) < 0 && inbound_parse_time(v[4], &at) < 0) {
+		reject(rq, INBOUND_T_WEBHOOK, 400, "invalid_field", "received_at",
+		       "not a time (RFC 3339, YYYY-MM-DD HH:MM[:SS] or Unix seconds)");
+		json_decref(o);
+		return;
+	}
 	struct inbound *in = xmalloc(sizeof *in);
 	const char *field = NULL, *why = NULL;
-	if (inbound_sms_init(in, "webhook", v[3], v[0], v[1], v[2], text_len, v[4], now_ms(),
+	if (inbound_sms_init(in, "webhook", v[3], v[0], v[1], v[2], text_len, at,
 	                     app->cfg->contacts_default_country, &field, &why) < 0)
-		api_reply_error(rq, 400, "invalid_field", field, "%s", why);
+		reject(rq, INBOUND_T_WEBHOOK, 400, "invalid_field", field, why);
 	else
-		record(rq, in);
+		route(rq, in);
 	free(in);
 	json_decref(o);
+}
+
+/* Twilio ----------------------------------------------------------------------- */
+
+static void h_twilio(struct api_req *rq)
+{
+	inb_attach(rq, ANSWER_TWIML, INBOUND_T_TWILIO, FORM_MAX);
+}
+
+/* The URL Twilio signed: [inbound] twilio_url, else rebuilt from the
+ * request (X-Forwarded-Proto https behind a TLS proxy). NULL without Host. */
+static char *twilio_url(struct api_req *rq)
+{
+	struct app *app = api_app(rq);
+	if (app->cfg->inbound_twilio_url && *app->cfg->inbound_twilio_url)
+		return xstrdup(app->cfg->inbound_twilio_url);
+	const char *host = api_header(rq, "Host");
+	if (!host || !*host || strpbrk(host, " \t\r\n/"))
+		return NULL;
+	const char *proto = api_header(rq, "X-Forwarded-Proto");
+	int https = proto && strcasecmp(proto, "https") == 0;
+	return xasprintf("%s://%s%s", https ? "https" : "http", host, api_path(rq));
+}
+
+static void twilio_end(struct api_req *rq)
+{
+	struct app *app = api_app(rq);
+	struct inb_req *ir = api_data(rq);
+	const char *token = inbound_poll_twilio_token(app->inpoll);
+	const char *sig = api_header(rq, "X-Twilio-Signature");
+	if (!token) {
+		log_warnx("inbound", "provider=twilio no auth token configured: refused");
+		reject(rq, INBOUND_T_TWILIO, 403, "forbidden", "X-Twilio-Signature",
+		       "no Twilio auth token is configured");
+		return;
+	}
+	struct inbound_form f;
+	int r = inbound_form_parse(&f, ir->body.p ? ir->body.p : "", ir->body.len);
+	char *url = r == 0 ? twilio_url(rq) : NULL;
+	if (r == 0 && (!url || !sig ||
+	               twilio_sig_verify(token, url, (const char *const *)f.name,
+	                                 (const char *const *)f.value, f.n, sig) != 0)) {
+		log_warnx("inbound", "provider=twilio bad or missing X-Twilio-Signature");
+		reject(rq, INBOUND_T_TWILIO, 403, "forbidden", "X-Twilio-Signature",
+		       "bad Twilio request signature");
+		goto out;
+	}
+	if (r < 0) {
+		reject(rq, INBOUND_T_TWILIO, 400, "invalid_field", NULL, "malformed form body");
+		goto out;
+	}
+	const char *sid = inbound_form_get(&f, "MessageSid");
+	if (!sid)
+		sid = inbound_form_get(&f, "SmsMessageSid");
+	const char *body = inbound_form_get(&f, "Body");
+	struct inbound *in = xmalloc(sizeof *in);
+	const char *field = NULL, *why = NULL;
+	if (inbound_sms_init(in, "twilio", sid, inbound_form_get(&f, "From"),
+	                     inbound_form_get(&f, "To"), body ? body : "", body ? strlen(body) : 0,
+	                     now_ms(), app->cfg->contacts_default_country, &field, &why) < 0) {
+		if (strcmp(field, "id") == 0)
+			field = "MessageSid";
+		else if (strcmp(field, "from") == 0)
+			field = "From";
+		else if (strcmp(field, "text") == 0)
+			field = "Body";
+		reject(rq, INBOUND_T_TWILIO, 400, "invalid_field", field, why);
+	} else {
+		route(rq, in);
+	}
+	free(in);
+out:
+	free(url);
+	inbound_form_free(&f);
+}
+
+/* Telegram / Bale webhook ------------------------------------------------------ */
+
+static void h_telegram(struct api_req *rq)
+{
+	struct app *app = api_app(rq);
+	inb_attach(rq, ANSWER_JSON, INBOUND_T_TELEGRAM_WEBHOOK, 0);
+	const char *channel = api_param(rq, "channel");
+	const char *secret = NULL, *bot = NULL;
+	if (inbound_poll_chat_webhook(app->inpoll, channel, &secret, &bot) < 0) {
+		api_reply_error(rq, 404, "not_found", "channel",
+		                "no chat channel takes webhooks here ([inbound] chat = webhook)");
+		return;
+	}
+	const char *got = api_header(rq, "X-Telegram-Bot-Api-Secret-Token");
+	size_t n = strlen(secret);
+	if (!got || strlen(got) != n || !ct_equal(got, secret, n)) {
+		log_warnx("inbound", "provider=telegram chan=%s bad or missing secret token",
+		          channel);
+		reject(rq, INBOUND_T_TELEGRAM_WEBHOOK, 403, "forbidden",
+		       "X-Telegram-Bot-Api-Secret-Token", "bad secret token");
+		return;
+	}
+	struct inbound_tg_update u;
+	if (inbound_tg_parse(api_json(rq), &u) < 0) {
+		reject(rq, INBOUND_T_TELEGRAM_WEBHOOK, 400, "invalid_field", "update_id",
+		       "not a Bot API Update");
+		return;
+	}
+	if (u.kind == INBOUND_TG_SKIP) {
+		api_reply_json(rq, 200, json_pack("{s:s}", "ignored", u.skip));
+		return;
+	}
+	struct inbound *in = xmalloc(sizeof *in);
+	const char *field = NULL, *why = NULL;
+	if (inbound_tg_inbound(in, &u, channel, bot, now_ms(), app->cfg->contacts_default_country,
+	                       &field, &why) < 0) {
+		/* 200: a retry would bring the same update again */
+		inbound_count(INBOUND_T_TELEGRAM_WEBHOOK, INBOUND_REJECTED);
+		api_reply_json(
+		    rq, 200,
+		    json_pack("{s:s, s:s?}", "ignored", why ? why : "refused", "field", field));
+	} else {
+		route(rq, in);
+	}
+	free(in);
 }
 
 /* Timeline ----------------------------------------------------------------- */
@@ -324,8 +529,12 @@ static void h_timeline(struct api_req *rq)
 }
 
 const struct api_route api_inbound_routes[] = {
-    {"GET", "/v1/inbound/kannel", ROLE_NONE, API_BODY_NONE, h_kannel, NULL, NULL},
-    {"POST", "/v1/inbound/sms", ROLE_NONE, API_BODY_STREAM, h_sms, sms_chunk, sms_end},
+    {"GET", "/v1/inbound/kannel", ROLE_NONE, API_BODY_NONE, h_kannel_get, NULL, NULL},
+    {"POST", "/v1/inbound/kannel", ROLE_NONE, API_BODY_STREAM, h_kannel_post, body_chunk,
+     kannel_post_end},
+    {"POST", "/v1/inbound/sms", ROLE_NONE, API_BODY_STREAM, h_sms, body_chunk, sms_end},
+    {"POST", "/v1/inbound/twilio", ROLE_NONE, API_BODY_STREAM, h_twilio, body_chunk, twilio_end},
+    {"POST", "/v1/inbound/telegram/{channel}", ROLE_NONE, API_BODY_JSON, h_telegram, NULL, NULL},
     {"GET", "/v1/contacts/{id}/timeline", ROLE_VIEWER, API_BODY_NONE, h_timeline, NULL, NULL},
 };
 const size_t api_inbound_nroutes = ARRAY_SIZE(api_inbound_routes);

@@ -13,6 +13,8 @@
 #include "config.h"
 #include "dispatch.h"
 #include "dlr_poll.h"
+#include "imap_poll.h"
+#include "inbound_poll.h"
 #include "redis.h"
 #include "sched.h"
 #include "store.h"
@@ -27,6 +29,12 @@ struct app {
 	struct sched *sched;
 	struct dispatch *disp;
 	struct dlr_poll *poll;
+	struct inbound_poll *inpoll; /* inbound transports: secrets and pollers */
+	struct imap_poll *imap;      /* email replies over IMAP (imap_poll.c) */
+	struct camp_runner *camps;
+	struct occ_runner *occ; /* occasions: the evaluator (occasions_run.c) */
+	/* the complaints desk: tickets from replies, notifications (desk_notify.c) */
+	struct desk_notify *desk;
 	struct api_server *api;
 	const struct api_route *routes; /* the served table, for per-route metrics */
 	size_t nroutes;
@@ -49,6 +57,33 @@ extern const struct api_route api_unsub_routes[];
 extern const size_t api_unsub_nroutes;
 extern const struct api_route api_inbound_routes[];
 extern const size_t api_inbound_nroutes;
+extern const struct api_route api_segment_routes[];
+extern const size_t api_segment_nroutes;
+extern const struct api_route api_import_routes[]; /* before the contact routes */
+extern const size_t api_import_nroutes;
+extern const struct api_route api_event_routes[];
+extern const size_t api_event_nroutes;
+extern const struct api_route api_points_routes[];
+extern const size_t api_points_nroutes;
+extern const struct api_route api_template_routes[];
+extern const size_t api_template_nroutes;
+extern const struct api_route api_link_routes[];
+extern const size_t api_link_nroutes;
+
+extern const struct api_route api_campaign_routes[];
+extern const size_t api_campaign_nroutes;
+extern const struct api_route api_campaign_preview_routes[];
+extern const size_t api_campaign_preview_nroutes;
+extern const struct api_route api_occasion_routes[];
+extern const size_t api_occasion_nroutes;
+extern const struct api_route api_raffle_routes[];
+extern const size_t api_raffle_nroutes;
+extern const struct api_route api_survey_routes[];
+extern const size_t api_survey_nroutes;
+extern const struct api_route api_privacy_routes[];
+extern const size_t api_privacy_nroutes;
+extern const struct api_route api_desk_routes[];
+extern const size_t api_desk_nroutes;
 
 /* Shared by handlers: answer 503 when Redis did not answer (rep NULL) or an
  * error reply came back; returns 1 when it answered. */

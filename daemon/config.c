@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "prefs.h"
 #include "util.h"
 
 #define CFG_MAX_FILE   (1024 * 1024)
@@ -133,6 +134,12 @@ static int parse_hhmm(const char *s)
 	return h * 60 + m;
 }
 
+static int check_caps(const char *v, char *why, size_t n)
+{
+	struct prefs_cap caps[PREFS_CAPS_MAX];
+	return prefs_parse_caps(v, caps, PREFS_CAPS_MAX, why, n) < 0 ? -1 : 0;
+}
+
 static int check_quiet(const char *v, char *why, size_t n)
 {
 	if (*v == '\0')
@@ -194,6 +201,261 @@ static int check_secret_spec(const char *v, char *why, size_t n)
 	}
 	if (strncmp(v, "cred:", 5) == 0 && !valid_cred_name(v + 5)) {
 		snprintf(why, n, "cred: needs a credential name without '/'");
+		return -1;
+	}
+	return 0;
+}
+
+/* [links] base_url: "" or http(s)://host[:port][/path], no query or fragment. */
+static int check_links_base(const char *v, char *why, size_t n)
+{
+	size_t h = strncmp(v, "https://", 8) == 0 ? 8 : strncmp(v, "http://", 7) == 0 ? 7 : 0;
+	if (*v == '\0')
+		return 0;
+	if (h == 0 || !is_alnum((unsigned char)v[h]) || strpbrk(v, "?#\\\"<>")) {
+		snprintf(why, n,
+		         "must be empty or http(s)://host[/path] without query or fragment");
+		return -1;
+	}
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f) {
+			snprintf(why, n, "must be ASCII without spaces or control characters");
+			return -1;
+		}
+	return 0;
+}
+
+/* [inbound] keyword lists: comma-separated words, each 1..64 bytes after
+ * trimming, at most 32, no control characters. */
+static int check_keywords(const char *v, char *why, size_t n)
+{
+	int words = 0;
+	for (const char *p = v; *p;) {
+		const char *e = strchr(p, ',');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		while (len > 0 && (*p == ' ' || *p == '\t')) {
+			p++;
+			len--;
+		}
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len == 0 || len > 64) {
+			snprintf(why, n,
+			         "must be a comma-separated list of words of 1 to 64 bytes");
+			return -1;
+		}
+		for (size_t i = 0; i < len; i++)
+			if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f) {
+				snprintf(why, n, "must not contain control characters");
+				return -1;
+			}
+		if (++words > 32) {
+			snprintf(why, n, "at most 32 keywords");
+			return -1;
+		}
+		p = e ? e + 1 : p + len;
+	}
+	return 0;
+}
+
+/* [inbound] reply texts: no control characters. */
+static int check_reply(const char *v, char *why, size_t n)
+{
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+		if (*p < 0x20 || *p == 0x7f) {
+			snprintf(why, n, "must not contain control characters");
+			return -1;
+		}
+	return 0;
+}
+
+static int check_chat_mode(const char *v, char *why, size_t n)
+{
+	if (strcmp(v, "off") != 0 && strcmp(v, "webhook") != 0 && strcmp(v, "poll") != 0) {
+		snprintf(why, n, "must be off, webhook or poll");
+		return -1;
+	}
+	return 0;
+}
+
+static int check_stop_scope(const char *v, char *why, size_t n)
+{
+	if (strcmp(v, "categories") != 0 && strcmp(v, "channel") != 0) {
+		snprintf(why, n, "must be categories or channel");
+		return -1;
+	}
+	return 0;
+}
+
+/* [inbound] twilio_url: "" or an http(s) URL without white space. */
+static int check_twilio_url(const char *v, char *why, size_t n)
+{
+	if (*v == '\0')
+		return 0;
+	if (strncmp(v, "https://", 8) != 0 && strncmp(v, "http://", 7) != 0) {
+		snprintf(why, n, "must be empty or the http(s) URL Twilio calls");
+		return -1;
+	}
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f) {
+			snprintf(why, n, "must be ASCII without spaces or control characters");
+			return -1;
+		}
+	return 0;
+}
+
+/* [points] tiers: the rules of points_tiers_parse() in daemon/club/points.c
+ * (tests/unit/test_points.c checks that both accept the same strings):
+ * "name:threshold" items separated by commas, names 1..32 bytes of UTF-8
+ * without blanks, controls, ':' or ',', unique; thresholds 0..1e12 rising;
+ * at most 16. */
+static int tier_name_ok(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		unsigned char c = p[i];
+		size_t len = c < 0x80             ? 1
+		             : (c & 0xe0) == 0xc0 ? 2
+		             : (c & 0xf0) == 0xe0 ? 3
+		             : (c & 0xf8) == 0xf0 ? 4
+		                                  : 0;
+		if (len == 0 || i + len > n || c < 0x21 || c == 0x7f || (len == 2 && c < 0xc2) ||
+		    c > 0xf4)
+			return 0;
+		for (size_t k = 1; k < len; k++)
+			if ((p[i + k] & 0xc0) != 0x80)
+				return 0;
+		if ((c == 0xe0 && p[i + 1] < 0xa0) || (c == 0xed && p[i + 1] > 0x9f) ||
+		    (c == 0xf0 && p[i + 1] < 0x90) || (c == 0xf4 && p[i + 1] > 0x8f))
+			return 0;
+		i += len;
+	}
+	return 1;
+}
+
+static int check_tiers(const char *v, char *why, size_t n)
+{
+	char names[16][33];
+	long long last = -1;
+	int k = 0;
+	const char *p = v + strspn(v, " \t");
+	if (*p == '\0')
+		return 0;
+	for (;;) {
+		p += strspn(p, " \t");
+		size_t nl = strcspn(p, ":, \t");
+		if (nl == 0 || p[nl] != ':')
+			goto syntax;
+		if (nl > 32 || k == 16 || !tier_name_ok((const unsigned char *)p, nl)) {
+			snprintf(why, n, "at most 16 tiers, names 1..32 bytes of UTF-8");
+			return -1;
+		}
+		memcpy(names[k], p, nl);
+		names[k][nl] = '\0';
+		for (int i = 0; i < k; i++)
+			if (strcmp(names[i], names[k]) == 0) {
+				snprintf(why, n, "tier %s is given twice", names[k]);
+				return -1;
+			}
+		p += nl + 1;
+		size_t dl = strcspn(p, ", \t");
+		if (dl == 0 || dl > 13 || strspn(p, "0123456789") < dl)
+			goto syntax;
+		long long t = strtoll(p, NULL, 10);
+		if (t > 1000000000000LL || t <= last) {
+			snprintf(why, n, "thresholds must rise, from 0 up to 1000000000000");
+			return -1;
+		}
+		last = t;
+		k++;
+		p += dl;
+		p += strspn(p, " \t");
+		if (*p == '\0')
+			return 0;
+		if (*p != ',')
+			goto syntax;
+		p++;
+	}
+syntax:
+	snprintf(why, n,
+	         "must be name:threshold items separated by commas (bronze:0, silver:1000)");
+	return -1;
+}
+
+/* [imap] url: empty, or imap:// / imaps:// with a host and an optional
+ * port, no credentials, path, query or fragment (the mailbox is its own
+ * option). */
+static int check_imap_url(const char *v, char *why, size_t n)
+{
+	if (!*v)
+		return 0;
+	const char *h = strncmp(v, "imap://", 7) == 0    ? v + 7
+	                : strncmp(v, "imaps://", 8) == 0 ? v + 8
+	                                                 : NULL;
+	size_t hl = h ? strcspn(h, "/") : 0;
+	if (!h || hl == 0 || strspn(h + hl, "/") != strlen(h + hl) || memchr(h, '@', hl) ||
+	    strpbrk(h, "?#;%\\ \t\r\n")) {
+		snprintf(why, n,
+		         "must be imap://host[:port] or imaps://host[:port] (no user, path "
+		         "or query: see username, password_file and mailbox)");
+		return -1;
+	}
+	return 0;
+}
+
+/* [imap] mailbox: printable ASCII without quote or backslash (it is sent
+ * as an IMAP quoted string and put into the URL percent-encoded). */
+static int check_imap_mailbox(const char *v, char *why, size_t n)
+{
+	for (const char *p = v; *p; p++)
+		if (*p < 0x20 || *p > 0x7E || *p == '"' || *p == '\\') {
+			snprintf(why, n,
+			         "must be printable ASCII without \" or \\ (use the "
+			         "server's modified UTF-7 name for others)");
+			return -1;
+		}
+	return 0;
+}
+
+/* [points] currency: empty or an ISO 4217 code (three capital letters). */
+static int check_currency(const char *v, char *why, size_t n)
+{
+	if (*v && (strlen(v) != 3 || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3)) {
+		snprintf(why, n, "must be empty or three capital letters (IRR, EUR)");
+		return -1;
+	}
+	return 0;
+}
+
+/* A message category name (prefs.h). */
+static int check_category(const char *v, char *why, size_t n)
+{
+	static const char *const cats[] = {"transactional", "promotional", "survey", "lottery",
+	                                   "occasion"};
+	for (size_t i = 0; i < ARRAY_SIZE(cats); i++)
+		if (strcmp(v, cats[i]) == 0)
+			return 0;
+	snprintf(why, n, "must be transactional, promotional, survey, lottery or occasion");
+	return -1;
+}
+
+/* A template id (tplset.h: [a-z0-9_-]) or empty. */
+static int check_template_id(const char *v, char *why, size_t n)
+{
+	if (strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(v)) {
+		snprintf(why, n, "must be a template id (a-z, 0-9, _ and -) or empty");
+		return -1;
+	}
+	return 0;
+}
+
+/* The same rule as occ_window_parse() (occasion.c): one range inside a day. */
+static int check_occ_window(const char *v, char *why, size_t n)
+{
+	int a = strlen(v) == 11 && v[5] == '-' ? parse_hhmm(v) : -1;
+	int b = a >= 0 ? (strcmp(v + 6, "24:00") == 0 ? 1440 : parse_hhmm(v + 6)) : -1;
+	if (a < 0 || b < 0 || a >= b) {
+		snprintf(why, n,
+		         "must be HH:MM-HH:MM inside one day, start before end (24:00 allowed)");
 		return -1;
 	}
 	return 0;
@@ -277,6 +539,16 @@ const struct cfg_opt cfg_options[] = {
     OPT("dispatch", "status_poll", CFG_DURATION, dispatch_status_poll_ms, "60s", SEC, 3600 * SEC, 1,
         NULL, "how often delivery status is polled from providers without callbacks (Kavenegar)"),
 
+    OPT("campaigns", "tick", CFG_DURATION, camp_tick_ms, "250ms", 10, 10 * SEC, 0, NULL,
+        "how often active campaigns are looked at (start, fan-out, pump)"),
+    OPT("campaigns", "fanout_batch", CFG_INT, camp_fanout_batch, "1000", 1, 100000, 0, NULL,
+        "contacts examined per fan-out step"),
+    OPT("campaigns", "pump_batch", CFG_INT, camp_pump_batch, "200", 1, 10000, 1, NULL,
+        "recipients turned into messages per pump call"),
+    OPT("campaigns", "window", CFG_INT, camp_window, "1000", 1, 1000000, 1, NULL,
+        "most messages of one campaign made and not yet ended; bounds the memory and how much "
+        "a pause must stop"),
+
     OPT("contacts", "default_country", CFG_STR, contacts_default_country, "IR", 0, 2, 0,
         check_country, "country for phone numbers without +country code; empty: require it"),
     OPT("contacts", "default_tz", CFG_STR, contacts_default_tz, "Asia/Tehran", 1, 64, 0, check_tz,
@@ -288,6 +560,9 @@ const struct cfg_opt cfg_options[] = {
 
     OPT("prefs", "quiet_hours", CFG_STR, prefs_quiet_hours, "", 0, 11, 1, check_quiet,
         "default quiet hours in the contact's time zone, HH:MM-HH:MM; empty: none"),
+    OPT("prefs", "caps", CFG_STR, prefs_caps, "", 0, 512, 1, check_caps,
+        "frequency caps per category and rolling window, e.g. promotional:2/1d,promotional:5/7d; "
+        "empty: none"),
     OPT("prefs", "quiet_transactional", CFG_BOOL, prefs_quiet_transactional, "no", 0, 1, 1, NULL,
         "quiet hours also hold transactional messages"),
 
@@ -299,11 +574,139 @@ const struct cfg_opt cfg_options[] = {
 
     OPT("outbox", "dir", CFG_STR, outbox_dir, "var/outbox", 1, 4096, 0, NULL,
         "default directory of outbox channel drivers"),
+
+    OPT("points", "earn_points", CFG_INT, points_earn_points, "1", 0, 1000000, 1, NULL,
+        "points a purchase earns for each whole earn_amount; 0: purchases earn nothing"),
+    OPT("points", "earn_amount", CFG_INT, points_earn_amount, "10000", 1, 1000000000, 1, NULL,
+        "currency units (not hundredths) per earn_points"),
+    OPT("points", "currency", CFG_STR, points_currency, "", 0, 3, 1, check_currency,
+        "only purchases in this ISO 4217 currency earn points; empty: any currency"),
+    OPT("points", "signup_points", CFG_INT, points_signup_points, "0", 0, 1000000, 1, NULL,
+        "points for a contact's first signup event"),
+    OPT("points", "expire_after", CFG_DURATION, points_expire_after_ms, "365d", 0, 36500 * DAY, 1,
+        NULL, "points expire this long after they were earned (0 = never)"),
+    OPT("points", "tiers", CFG_STR, points_tiers, "", 0, 1024, 1, check_tiers,
+        "the tier ladder by lifetime points, e.g. bronze:0, silver:1000, gold:5000; empty: none"),
+    OPT("points", "tier_template", CFG_STR, points_tier_template, "", 0, 64, 1, check_template_id,
+        "template of the message sent on a promotion; empty: none"),
+    OPT("points", "tier_category", CFG_STR, points_tier_category, "promotional", 1, 16, 1,
+        check_category, "message category of the tier message (consent applies)"),
+    OPT("events", "thank_you_template", CFG_STR, events_thank_you_template, "", 0, 64, 1,
+        check_template_id, "template of the thank-you after a purchase event; empty: none"),
+    OPT("events", "thank_you_delay", CFG_DURATION, events_thank_you_delay_ms, "30m", 0, 30 * DAY, 1,
+        NULL, "the thank-you is due this long after the purchase"),
+    OPT("events", "thank_you_category", CFG_STR, events_thank_you_category, "promotional", 1, 16, 1,
+        check_category, "message category of the thank-you (consent applies)"),
+    OPT("referrals", "referrer_points", CFG_INT, referrals_referrer_points, "0", 0, 1000000, 1,
+        NULL, "points for the referrer when a new contact signs up with their code"),
+    OPT("referrals", "referee_points", CFG_INT, referrals_referee_points, "0", 0, 1000000, 1, NULL,
+        "points for the new contact who signed up with a referral code"),
+
+    OPT("inbound", "create_leads", CFG_BOOL, inbound_create_leads, "yes", 0, 1, 1, NULL,
+        "inbound messages from unknown senders create lead contacts; no: audit only"),
+    OPT("inbound", "stop_keywords", CFG_STR, inbound_stop_keywords,
+        "STOP,UNSUBSCRIBE,CANCEL,END,QUIT,لغو,توقف", 1, 2048, 1, check_keywords,
+        "comma-separated opt-out keywords (the whole text must match)"),
+    OPT("inbound", "start_keywords", CFG_STR, inbound_start_keywords, "START,عضویت", 1, 2048, 1,
+        check_keywords, "comma-separated opt-in keywords"),
+    OPT("inbound", "help_keywords", CFG_STR, inbound_help_keywords, "HELP,راهنما", 1, 2048, 1,
+        check_keywords, "comma-separated help keywords"),
+    OPT("inbound", "stop_scope", CFG_STR, inbound_stop_scope, "categories", 0, 16, 1,
+        check_stop_scope,
+        "what an opt-out keyword withdraws: categories (every category but transactional, so "
+        "the confirmation still goes out) or channel (the channel's consent: no confirmation)"),
+    OPT("inbound", "stop_reply", CFG_STR, inbound_stop_reply,
+        "You will no longer receive marketing messages from us. Reply START to subscribe again.", 0,
+        1000, 1, check_reply, "confirmation of an opt-out in English; empty: none"),
+    OPT("inbound", "start_reply", CFG_STR, inbound_start_reply,
+        "You are subscribed again. Reply STOP to unsubscribe.", 0, 1000, 1, check_reply,
+        "confirmation of an opt-in in English; empty: none"),
+    OPT("inbound", "help_reply", CFG_STR, inbound_help_reply,
+        "Reply STOP to unsubscribe or START to subscribe again.", 0, 1000, 1, check_reply,
+        "answer to a help keyword in English; empty: none"),
+    OPT("inbound", "stop_reply_fa", CFG_STR, inbound_stop_reply_fa,
+        "لغو عضویت شما انجام شد. برای عضویت دوباره «عضویت» را بفرستید.", 0, 1000, 1, check_reply,
+        "confirmation of an opt-out in Persian (a Persian keyword, or contact language fa)"),
+    OPT("inbound", "start_reply_fa", CFG_STR, inbound_start_reply_fa,
+        "عضویت شما فعال شد. برای لغو «لغو» را بفرستید.", 0, 1000, 1, check_reply,
+        "confirmation of an opt-in in Persian"),
+    OPT("inbound", "help_reply_fa", CFG_STR, inbound_help_reply_fa,
+        "برای لغو «لغو» و برای عضویت دوباره «عضویت» را بفرستید.", 0, 1000, 1, check_reply,
+        "answer to a help keyword in Persian"),
+    OPT("inbound", "twilio_url", CFG_STR, inbound_twilio_url, "", 0, 1024, 0, check_twilio_url,
+        "the URL Twilio calls for incoming SMS, as configured in Twilio (signatures cover it); "
+        "empty: http://{Host header}/v1/inbound/twilio"),
+    OPT("inbound", "twilio_auth_token_file", CFG_STR, inbound_twilio_auth_token_file, "", 0, 4096,
+        0, check_secret_spec,
+        "Twilio auth token checking X-Twilio-Signature (file, env:NAME or cred:NAME); empty: "
+        "the [channel.sms] twilio driver's auth_token_file"),
+    OPT("inbound", "chat", CFG_STR, inbound_chat, "off", 0, 16, 0, check_chat_mode,
+        "chat replies from the telegram driver's bot: off, webhook (POST "
+        "/v1/inbound/telegram/chat) or poll (getUpdates)"),
+    OPT("inbound", "chat_secret_file", CFG_STR, inbound_chat_secret_file, "", 0, 4096, 0,
+        check_secret_spec,
+        "secret the Bot API sends as X-Telegram-Bot-Api-Secret-Token (setWebhook secret_token); "
+        "required for chat = webhook"),
+    OPT("inbound", "chat_poll_timeout", CFG_DURATION, inbound_chat_poll_timeout_ms, "25s", 0,
+        50 * SEC, 0, NULL, "getUpdates long-poll timeout (whole seconds are sent)"),
+    OPT("inbound", "kavenegar_poll", CFG_DURATION, inbound_kavenegar_poll_ms, "0", 0, 1 * HR, 0,
+        NULL, "how often Kavenegar's sms/receive.json is polled; 0: never"),
+    OPT("inbound", "kavenegar_line", CFG_STR, inbound_kavenegar_line, "", 0, 32, 0, NULL,
+        "Kavenegar line number polled; empty: the [channel.sms] sender"),
+
+    OPT("imap", "url", CFG_STR, imap_url, "", 0, 300, 0, check_imap_url,
+        "IMAP server polled for email replies: imaps://host[:port] or imap://host[:port]; "
+        "empty: no email replies are read"),
+    OPT("imap", "username", CFG_STR, imap_username, "", 0, 320, 0, NULL, "IMAP login name"),
+    OPT("imap", "password_file", CFG_STR, imap_password_file, "", 0, 4096, 0, check_secret_spec,
+        "IMAP password (file, env:NAME or cred:NAME); never logged"),
+    OPT("imap", "mailbox", CFG_STR, imap_mailbox, "INBOX", 1, 200, 0, check_imap_mailbox,
+        "mailbox whose unseen messages are read as replies"),
+    OPT("imap", "interval", CFG_DURATION, imap_interval_ms, "30s", 1 * SEC, 1 * HR, 0, NULL,
+        "how often the mailbox is searched for unseen messages"),
+    OPT("imap", "tls", CFG_BOOL, imap_tls, "yes", 0, 1, 0, NULL,
+        "require TLS (imaps://, or STARTTLS on imap://); no: plain IMAP, for a server on "
+        "loopback only"),
+    OPT("imap", "max_message_size", CFG_SIZE, imap_max_message_size, "10M", 16 * KB, 100 * MB, 0,
+        NULL, "bigger messages are not fetched: marked seen and recorded in the audit stream"),
+
+    OPT("links", "base_url", CFG_STR, links_base_url, "", 0, 200, 1, check_links_base,
+        "public base URL of tracked links (https://s.example.com gives "
+        "https://s.example.com/l/{code}); empty: {{url|track}} leaves URLs as they are"),
+    OPT("links", "ttl", CFG_DURATION, links_ttl_ms, "90d", 1 * HR, 3650 * DAY, 1, NULL,
+        "how long a tracked link works after the message was sent"),
+
+    OPT("occasions", "enabled", CFG_BOOL, occasions_enabled, "yes", 0, 1, 1, NULL,
+        "this instance evaluates occasion rules (any number of instances may)"),
+    OPT("occasions", "interval", CFG_DURATION, occasions_interval_ms, "15m", 1 * SEC, 1 * DAY, 1,
+        NULL, "how often each rule is evaluated for every contact's local today"),
+    OPT("occasions", "window", CFG_STR, occasions_window, "09:00-21:00", 11, 11, 1,
+        check_occ_window, "send window in the contact's local time for rules without one"),
+    OPT("occasions", "grace", CFG_DURATION, occasions_grace_ms, "1h", 0, 1 * DAY, 1, NULL,
+        "after the window's end, messages are still created this long (never past the local day)"),
+    OPT("occasions", "lease", CFG_DURATION, occasions_lease_ms, "30s", 1 * SEC, 1 * HR, 1, NULL,
+        "a run not advanced for this long is taken over by another instance"),
+    OPT("occasions", "batch", CFG_INT, occasions_batch, "500", 1, 10000, 1, NULL,
+        "contacts examined per step of a run"),
+    OPT("occasions", "idem_ttl", CFG_DURATION, occasions_idem_ttl_ms, "400d", 1 * DAY, 3650 * DAY,
+        1, NULL, "how long a (rule, contact, year) send is remembered"),
+    OPT("occasions", "expire", CFG_DURATION, occasions_expire_ms, "1d", 1 * MIN, 30 * DAY, 1, NULL,
+        "an occasion message not sent this long after its due time expires"),
+
+    OPT("privacy", "key_file", CFG_STR, privacy_key_file, "", 0, 4096, 0, check_secret_spec,
+        "key sealing names, addresses and reply texts in Redis (file, env:NAME or cred:NAME; "
+        "64 hex digits); empty: stored in clear (docs/privacy.md)"),
+
+    OPT("desk", "reopen", CFG_DURATION, desk_reopen_ms, "7d", 0, 365 * DAY, 1, NULL,
+        "a customer who writes again this long after an answer reopens the same ticket "
+        "(later: a new ticket); 0: always a new ticket"),
 };
 const size_t cfg_noptions = ARRAY_SIZE(cfg_options);
 
-static const char *const fixed_sections[] = {"api",      "redis", "sched", "dispatch",
-                                             "contacts", "prefs", "log",   "outbox"};
+static const char *const fixed_sections[] = {
+    "api",       "redis",     "sched",     "dispatch", "contacts", "prefs",
+    "log",       "outbox",    "links",     "inbound",  "points",   "events",
+    "referrals", "occasions", "campaigns", "privacy",  "desk",     "imap"};
 static const char *const channel_names[CFG_CHANNEL_KINDS] = {"sms", "email", "chat"};
 /* Keys of [channel.X] parsed here; the rest belong to the driver. */
 static const char *const channel_common[] = {"driver",
@@ -314,7 +717,8 @@ static const char *const channel_common[] = {"driver",
                                              "window_initial",
                                              "breaker_failures",
                                              "breaker_probe",
-                                             "breaker_probe_max"};
+                                             "breaker_probe_max",
+                                             "price"};
 
 /* ---- value parsing and formatting ---------------------------------------- */
 
@@ -932,6 +1336,8 @@ static int channel_build(struct config *c, struct cfg_section *s, struct cfg_err
 	if (cfg_sec_duration(s, "breaker_probe", 30 * SEC, 10, HR, &bp, err) < 0)
 		return -1;
 	if (cfg_sec_duration(s, "breaker_probe_max", 10 * MIN, 10, 24 * HR, &bpm, err) < 0)
+		return -1;
+	if (cfg_sec_double(s, "price", 0, 0, 1e9, &ch.price, err) < 0)
 		return -1;
 	if (bp > bpm) {
 		char a[32];

@@ -44,6 +44,7 @@ struct cfg_channel {
 	double rate;             /* token bucket, messages per second; 0 = unlimited */
 	int burst;               /* bucket size */
 	int64_t timeout_ms;      /* per-send deadline the driver must honour */
+	double price;            /* one SMS segment (sms) or one message; 0 = free/unknown */
 	struct cfg_section *sec; /* all keys, for the driver */
 };
 
@@ -91,6 +92,12 @@ struct config {
 	int64_t dispatch_block_ms;         /* XREADGROUP BLOCK */
 	int64_t dispatch_status_poll_ms;   /* delivery status polling period */
 
+	/* [campaigns] */
+	int64_t camp_tick_ms;  /* runner period */
+	int camp_fanout_batch; /* contacts per fan-out batch */
+	int camp_pump_batch;   /* messages made per pump call */
+	int camp_window;       /* a campaign's messages made and not yet ended */
+
 	/* [contacts] */
 	char *contacts_default_country; /* ISO 3166 alpha-2, "IR" */
 	char *contacts_default_tz;      /* IANA zone, "Asia/Tehran" */
@@ -100,6 +107,7 @@ struct config {
 	/* [prefs] */
 	char *prefs_quiet_hours;       /* default "22:00-08:00" or "" */
 	int prefs_quiet_transactional; /* 1: quiet hours hold transactional too */
+	char *prefs_caps;              /* frequency caps, prefs_parse_caps() form */
 
 	/* [log] */
 	int log_level;    /* syslog priority */
@@ -108,6 +116,67 @@ struct config {
 
 	/* [outbox] */
 	char *outbox_dir; /* default directory for outbox drivers */
+
+	/* [points] [events] [referrals] (daemon/club/, docs/club.md) */
+	int points_earn_points;          /* points per earn_amount of a purchase; 0 = off */
+	int points_earn_amount;          /* currency units */
+	char *points_currency;           /* only purchases in it earn; "" = any */
+	int points_signup_points;        /* first signup event */
+	int64_t points_expire_after_ms;  /* 0 = never */
+	char *points_tiers;              /* "bronze:0, silver:1000"; "" = none */
+	char *points_tier_template;      /* message on a promotion; "" = none */
+	char *points_tier_category;      /* its message category */
+	char *events_thank_you_template; /* after a purchase; "" = none */
+	int64_t events_thank_you_delay_ms;
+	char *events_thank_you_category;
+	int referrals_referrer_points;
+	int referrals_referee_points;
+
+	/* [links] */
+	char *links_base_url; /* public base of tracked links; "" = tracking off */
+	int64_t links_ttl_ms; /* how long a tracked link keeps working */
+
+	/* [occasions] (occasions_run.c, docs/occasions.md) */
+	int occasions_enabled;         /* this instance evaluates occasion rules */
+	int64_t occasions_interval_ms; /* period of each rule's pass */
+	char *occasions_window;        /* default send window, HH:MM-HH:MM local */
+	int64_t occasions_grace_ms;    /* late sends after the window's end */
+	int64_t occasions_lease_ms;    /* a run's lease (another instance takes over after) */
+	int occasions_batch;           /* contacts per step */
+	int64_t occasions_idem_ttl_ms; /* lifetime of the (rule, contact, year) keys */
+	int64_t occasions_expire_ms;   /* a message not sent this long after due expires */
+
+	/* [inbound] (daemon/inbound*.c, docs/inbound.md) */
+	int inbound_create_leads;     /* unknown senders become lead contacts */
+	char *inbound_stop_keywords;  /* comma-separated */
+	char *inbound_start_keywords; /* comma-separated */
+	char *inbound_help_keywords;  /* comma-separated */
+	char *inbound_stop_scope;     /* "categories" or "channel" */
+	/* confirmations, English and Persian; "" = none */
+	char *inbound_stop_reply, *inbound_start_reply, *inbound_help_reply;
+	char *inbound_stop_reply_fa, *inbound_start_reply_fa, *inbound_help_reply_fa;
+	char *inbound_twilio_url;             /* "" = rebuilt from Host */
+	char *inbound_twilio_auth_token_file; /* "" = the twilio channel's */
+	char *inbound_chat;                   /* "off", "webhook" or "poll" */
+	char *inbound_chat_secret_file;       /* X-Telegram-Bot-Api-Secret-Token */
+	int64_t inbound_chat_poll_timeout_ms; /* getUpdates timeout */
+	int64_t inbound_kavenegar_poll_ms;    /* 0 = no receive polling */
+	char *inbound_kavenegar_line;         /* "" = the channel's sender */
+
+	/* [imap] email replies (daemon/imap_poll.c, docs/inbound.md) */
+	char *imap_url;                /* imap://host:port or imaps://host:port; "" = off */
+	char *imap_username;           /* login */
+	char *imap_password_file;      /* secret spec (file, env:, cred:) */
+	char *imap_mailbox;            /* polled mailbox, "INBOX" */
+	int64_t imap_interval_ms;      /* poll period */
+	int imap_tls;                  /* 1: TLS required (imaps, or STARTTLS on imap://) */
+	int64_t imap_max_message_size; /* bigger messages are refused (marked seen, audited) */
+
+	/* [privacy] (privacy.c, docs/privacy.md) */
+	char *privacy_key_file; /* secret spec of the sealing key; "" = off */
+
+	/* [desk] (desk_notify.c, api_desk.c, docs/desk.md) */
+	int64_t desk_reopen_ms; /* an answered ticket reopens when the customer writes within */
 
 	struct cfg_channel *channels;
 	size_t nchannels;

@@ -23,11 +23,15 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "dispatch_camp.h"
+#include "links.h"
 #include "dlr_poll.h"
 #include "log.h"
 #include "prefs.h"
+#include "privacy.h"
 #include "sched.h"
 #include "text.h"
+#include "tz.h"
 #include "util.h"
 
 #define LANES_MAX       (CFG_CHANNEL_KINDS + 1)
@@ -49,6 +53,9 @@ struct job {
 	int64_t due;        /* ms, from the message */
 	int64_t send_start; /* mono ms when handed to the channel */
 	char *contact_id, *channel_req, *category, *text, *subject, *html, *lang, *tz, *prefs;
+	char *camp, *var, *lt, *ld; /* campaign message: rendered here, at local time lt on ld */
+	json_t *ctx;                /* campaign message: the render context */
+	int have_contact;
 	char *addr[ADDR_KINDS];
 	struct chan *ch;
 	struct chan_msg cm;
@@ -90,12 +97,15 @@ struct dispatch {
 	void *close_arg;
 
 	struct dispatch_stats stats;
+	struct camp_cache *camps;
+	char caps[PREFS_CAPS_MAX * 48]; /* "category:window_ms:max,..." for msg_claim */
 	struct prefs_window default_quiet;
 	int channel_enabled[ADDR_KINDS];
 };
 
 static void read_more(struct dispatch *d);
 static void job_send(struct job *j);
+static void camp_render_and_reserve(struct job *j);
 static void settle_issue(struct job *j);
 static void check_drain(struct dispatch *d);
 static void check_close(struct dispatch *d);
@@ -147,6 +157,11 @@ static void job_free(struct job *j)
 	free(j->lang);
 	free(j->tz);
 	free(j->prefs);
+	free(j->camp);
+	free(j->var);
+	free(j->lt);
+	free(j->ld);
+	json_decref(j->ctx);
 	for (int k = 0; k < ADDR_KINDS; k++)
 		free(j->addr[k]);
 	argv_free(&j->settle);
@@ -382,7 +397,7 @@ static void on_sent(void *arg, const struct chan_result *res)
 		argv_add(&j->settle, "sent_channel");
 		argv_add(&j->settle, lane_of_kind(j->kind));
 		argv_add(&j->settle, "to");
-		argv_add(&j->settle, j->addr[j->kind]);
+		privacy_argv_addr(&j->settle, j->addr[j->kind]);
 		argv_add(&j->settle, "provider_id");
 		argv_add(&j->settle, res->provider_id);
 		if (res->segments > 0) {
@@ -498,6 +513,7 @@ static void job_send(struct job *j)
 
 static void take_fields(struct job *j, const redisReply *m, const redisReply *c)
 {
+	privacy_open_reply(m); /* bodies sealed with [privacy] key_file, opened in place */
 	j->attempts = (int)hash_get_i64(m, "attempts", 1);
 	j->expires = hash_get_i64(m, "expires", 0);
 	j->due = hash_get_i64(m, "due", 0);
@@ -508,7 +524,12 @@ static void take_fields(struct job *j, const redisReply *m, const redisReply *c)
 	j->text = dup_or_null(hash_get(m, "text"));
 	j->subject = dup_or_null(hash_get(m, "subject"));
 	j->html = dup_or_null(hash_get(m, "html"));
+	j->camp = dup_or_null(hash_get(m, "camp"));
+	j->var = dup_or_null(hash_get(m, "var"));
+	j->lt = dup_or_null(hash_get(m, "lt"));
+	j->ld = dup_or_null(hash_get(m, "ld"));
 	if (c && c->elements > 0) {
+		privacy_open_reply(c); /* names and addresses, in place (tpl_context reads c too) */
 		j->lang = dup_or_null(hash_get(c, "lang"));
 		j->tz = dup_or_null(hash_get(c, "tz"));
 		j->prefs = dup_or_null(hash_get(c, "prefs"));
@@ -520,11 +541,181 @@ static void take_fields(struct job *j, const redisReply *m, const redisReply *c)
 	}
 }
 
+/* Campaign messages ------------------------------------------------------ */
+
+/* Park a campaign message whose campaign is not running (paused by an
+ * operator or by its budget): it waits in the campaign's parked set, not in
+ * the schedule, until resume or cancel.  Not an attempt. */
+static void park(struct job *j, const char *reason)
+{
+	settle_prepare(j, "scheduled", reason, 0);
+	argv_add(&j->settle, "!park");
+	argv_add(&j->settle, j->camp);
+	argv_add(&j->settle, "attempts");
+	argv_addll(&j->settle, j->attempts > 0 ? j->attempts - 1 : 0);
+	j->deferred = 1;
+	settle_issue(j);
+}
+
+static void on_reserved(struct redis *r, redisReply *rep, void *arg)
+{
+	(void)r;
+	struct job *j = arg;
+	struct dispatch *d = j->d;
+	d->cmds--;
+	const char *st = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0
+	                     ? reply_str(rep->element[0])
+	                     : NULL;
+	if (d->closing || !st || strcmp(st, "conflict") == 0) {
+		/* unknown or lost: the entry stays pending and is reclaimed */
+		if (rep && rep->type == REDIS_REPLY_ERROR)
+			log_err("dispatch", "msg=%s reserve failed reply=%s", j->id,
+			        log_q(rep->str));
+		job_done(j);
+	} else if (strcmp(st, "ok") == 0) {
+		job_send(j);
+	} else {
+		if (strcmp(st, "over") == 0)
+			log_notice("dispatch", "camp=%s budget reached: campaign paused", j->camp);
+		park(j, strcmp(st, "over") == 0 ? "budget_exhausted" : "campaign_paused");
+	}
+}
+
+static void reserve(struct job *j)
+{
+	struct dispatch *d = j->d;
+	struct argv a;
+	argv_init(&a);
+	argv_add(&a, j->camp);
+	argv_add(&a, j->id);
+	argv_add(&a, j->owner);
+	argv_addll(&a, now_ms());
+	argv_addll(&a, chan_cost_estimate(j->ch, j->text));
+	argv_add(&a, j->var ? j->var : "A");
+	d->cmds++;
+	store_eval(d->st, SCRIPT_CAMP_RESERVE, &a, on_reserved, j);
+	argv_free(&a);
+}
+
+static void on_links_saved(struct redis *r, redisReply *rep, void *arg)
+{
+	(void)r;
+	struct job *j = arg;
+	struct dispatch *d = j->d;
+	d->cmds--;
+	const char *st = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0
+	                     ? reply_str(rep->element[0])
+	                     : NULL;
+	if (d->closing || !st) {
+		job_done(j); /* pending: reclaimed and rendered afresh */
+	} else if (strcmp(st, "ok") != 0) {
+		/* a code collision (about 2^-59 per link): render again later */
+		log_notice("dispatch", "msg=%s link code collision; retried", j->id);
+		job_done(j);
+	} else {
+		reserve(j);
+	}
+}
+
+/* Render at dispatch time for the chosen channel; links made by {{x|track}}
+ * are saved before anything is charged or sent, so a click never meets an
+ * unknown code. */
+static void camp_render_and_reserve(struct job *j)
+{
+	struct dispatch *d = j->d;
+	struct tpl_rendered out = {0};
+	char why[200];
+	const char *kind = lane_of_kind(j->kind);
+	struct links_batch *lb = links_batch_new(d->cfg->links_base_url);
+	struct links_ctx lctx = {lb, j->id, j->contact_id, j->camp, j->var};
+	struct tmpl_opts o = {.zone = j->tz ? j->tz : d->cfg->contacts_default_tz,
+	                      .link = links_track,
+	                      .link_arg = &lctx};
+	int rc = camp_cache_render(d->camps, j->camp, j->var, kind,
+	                           j->lang ? j->lang : d->cfg->contacts_default_lang, j->ctx, &o,
+	                           &out, why, sizeof why);
+	if (rc == -ENOENT) {
+		links_batch_free(lb);
+		char reason[64];
+		snprintf(reason, sizeof reason, "no_template:%s", kind);
+		settle(j, "suppressed", reason, 0);
+		return;
+	}
+	if (rc < 0) {
+		links_batch_free(lb);
+		log_warnx("dispatch", "msg=%s camp=%s render failed reason=%s", j->id, j->camp,
+		          log_q(why));
+		settle(j, "failed", why, 0);
+		return;
+	}
+	free(j->text);
+	free(j->subject);
+	free(j->html);
+	j->text = out.text;
+	j->subject = out.subject;
+	j->html = out.html;
+	out.text = out.subject = out.html = NULL;
+	tpl_rendered_free(&out);
+	if (links_batch_count(lb) > 0) {
+		d->cmds++;
+		store_links_save(d->st, lb, d->cfg->links_ttl_ms / 1000, on_links_saved, j);
+		links_batch_free(lb);
+		return;
+	}
+	links_batch_free(lb);
+	reserve(j);
+}
+
+/* The instant "ld lt" in the contact's zone; 0 when the fields are absent
+ * or unusable (then the message is not held). */
+static int64_t local_send_time(const struct job *j, const char *zone)
+{
+	struct tz_tm t = {0};
+	if (!j->lt || !j->ld || strlen(j->lt) != 5 || strlen(j->ld) != 10)
+		return 0;
+	int64_t y, mo, da, h, mi;
+	char buf[8];
+	memcpy(buf, j->ld, 4);
+	buf[4] = 0;
+	if (parse_i64(buf, 1, 9999, &y) < 0)
+		return 0;
+	memcpy(buf, j->ld + 5, 2);
+	buf[2] = 0;
+	if (parse_i64(buf, 1, 12, &mo) < 0)
+		return 0;
+	memcpy(buf, j->ld + 8, 2);
+	if (parse_i64(buf, 1, 31, &da) < 0)
+		return 0;
+	memcpy(buf, j->lt, 2);
+	if (parse_i64(buf, 0, 23, &h) < 0)
+		return 0;
+	memcpy(buf, j->lt + 3, 2);
+	if (parse_i64(buf, 0, 59, &mi) < 0)
+		return 0;
+	t.year = (int)y;
+	t.month = (int)mo;
+	t.day = (int)da;
+	t.hour = (int)h;
+	t.min = (int)mi;
+	int64_t at;
+	return tz_utc(zone, &t, &at) == 0 ? at : 0;
+}
+
 static void job_decide(struct job *j, int have_contact)
 {
 	struct dispatch *d = j->d;
 	if (!have_contact) {
 		settle(j, "suppressed", "no_contact", 0);
+		return;
+	}
+	int64_t at = local_send_time(j, j->tz ? j->tz : d->cfg->contacts_default_tz);
+	if (at > now_ms()) {
+		/* a campaign sent at a local time: not yet in this contact's zone */
+		j->deferred = 1;
+		settle_prepare(j, "scheduled", "local_time", at);
+		argv_add(&j->settle, "attempts");
+		argv_addll(&j->settle, j->attempts > 0 ? j->attempts - 1 : 0);
+		settle_issue(j);
 		return;
 	}
 	struct prefs p;
@@ -578,7 +769,23 @@ static void job_decide(struct job *j, int have_contact)
 		settle(j, "suppressed", "channel_not_configured", 0);
 		return;
 	}
+	if (j->camp) {
+		camp_render_and_reserve(j);
+		return;
+	}
 	job_send(j);
+}
+
+static void on_camp_loaded(void *arg, int ok)
+{
+	struct job *j = arg;
+	struct dispatch *d = j->d;
+	d->cmds--;
+	if (d->closing || !ok) {
+		job_done(j); /* left pending: reclaimed later */
+		return;
+	}
+	job_decide(j, j->have_contact);
 }
 
 static void claim_result(struct job *j, const redisReply *rep)
@@ -602,7 +809,23 @@ static void claim_result(struct job *j, const redisReply *rep)
 	take_fields(j, rep->element[2], c);
 	if (j->due > 0)
 		hist_observe(&d->stats.lag, now_ms() - j->due);
-	job_decide(j, c->type == REDIS_REPLY_ARRAY && c->elements > 0);
+	j->have_contact = c->type == REDIS_REPLY_ARRAY && c->elements > 0;
+	const char *capped = rep->elements > 5 ? reply_str(rep->element[5]) : NULL;
+	if (capped && *capped) {
+		log_info("dispatch", "msg=%s state=suppressed reason=%s", j->id, capped);
+		settle(j, "suppressed", capped, 0);
+		return;
+	}
+	if (j->camp) {
+		if (j->have_contact)
+			j->ctx = tpl_context(c, NULL, NULL);
+		const char *v = rep->elements > 4 ? reply_str(rep->element[4]) : NULL;
+		if (!camp_cache_want(d->camps, j->camp, v, on_camp_loaded, j)) {
+			d->cmds++;
+			return;
+		}
+	}
+	job_decide(j, j->have_contact);
 }
 
 static void claim_batch(struct dispatch *d, struct batch *b);
@@ -669,6 +892,7 @@ static void claim_batch(struct dispatch *d, struct batch *b)
 	argv_addll(&a, lease);
 	argv_add(&a, STORE_GROUP);
 	argv_addll(&a, (d->cfg->sched_retention_ms + 999) / 1000);
+	argv_add(&a, d->caps);
 	for (int i = 0; i < b->n; i++) {
 		struct job *j = b->jobs[i];
 		if (!b->prepared) {
@@ -898,6 +1122,7 @@ struct dispatch *dispatch_new(uv_loop_t *loop, struct store *st, struct redis *r
 	d->chans = chans;
 	d->nchans = nchans;
 	d->consumer = xstrdup(consumer);
+	d->camps = camp_cache_new(st);
 	uv_timer_init(loop, &d->read_timer);
 	uv_timer_init(loop, &d->reclaim_timer);
 	uv_timer_init(loop, &d->retry_timer);
@@ -917,6 +1142,16 @@ void dispatch_reconfigure(struct dispatch *d, const struct config *cfg)
 	if (prefs_parse_window(cfg->prefs_quiet_hours ? cfg->prefs_quiet_hours : "",
 	                       &d->default_quiet) < 0)
 		memset(&d->default_quiet, 0, sizeof d->default_quiet);
+	struct prefs_cap caps[PREFS_CAPS_MAX];
+	char why[160];
+	int ncaps = prefs_parse_caps(cfg->prefs_caps, caps, PREFS_CAPS_MAX, why, sizeof why);
+	d->caps[0] = '\0';
+	for (int i = 0; i < ncaps; i++) {
+		size_t l = strlen(d->caps);
+		snprintf(d->caps + l, sizeof d->caps - l, "%s%s:%lld:%d", i ? "," : "",
+		         category_name(caps[i].category), (long long)caps[i].window_ms,
+		         caps[i].max);
+	}
 	memset(d->channel_enabled, 0, sizeof d->channel_enabled);
 	for (size_t i = 0; i < d->nchans; i++) {
 		int k = addr_kind_parse(d->chans[i].cfg->name);
@@ -1042,6 +1277,7 @@ static void on_handle_closed(uv_handle_t *h)
 	void (*cb)(void *) = d->close_cb;
 	void *arg = d->close_arg;
 	free(d->consumer);
+	camp_cache_free(d->camps);
 	free(d);
 	if (cb)
 		cb(arg);

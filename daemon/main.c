@@ -21,9 +21,16 @@
 #include <uv.h>
 
 #include "app.h"
+#include "campaign_run.h"
 #include "callback.h"
+#include "desk_notify.h"
+#include "club/raffle.h"
 #include "log.h"
 #include "notify.h"
+#include "occasions_run.h"
+#include "privacy.h"
+#include "store_privacy.h"
+#include "survey_run.h"
 #include "tz.h"
 #include "util.h"
 
@@ -47,12 +54,17 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: clubd [-c FILE] [--check-config] [--log-format=kv|json]\n"
 	           "       clubd --hash-token < token\n"
+	           "       clubd [-c FILE] --rotate-key OLD NEW\n"
 	           "       clubd --version\n"
 	           "  -c, --config FILE   configuration file (default /etc/clubd/clubd.conf)\n"
 	           "  --check-config      validate the configuration and channel settings, "
 	           "then exit\n"
 	           "  --hash-token        print the SHA-256 of a token read on stdin (for the "
-	           "tokens file)\n");
+	           "tokens file)\n"
+	           "  --rotate-key OLD NEW  with clubd stopped, re-seal the personal data in "
+	           "Redis\n"
+	           "                      from key OLD to key NEW (file, env:NAME, cred:NAME "
+	           "or none)\n");
 }
 
 static int hash_token(void)
@@ -113,16 +125,46 @@ static void on_api_closed(void *arg)
 	sched_close(dm->app.sched, on_sched_closed, dm);
 }
 
-static void on_poll_closed(void *arg)
+static void on_desk_closed(void *arg)
 {
 	struct daemon *dm = arg;
 	api_server_close(dm->app.api, on_api_closed, dm);
 }
 
-static void on_dispatch_closed(void *arg)
+static void on_occ_closed(void *arg)
+{
+	struct daemon *dm = arg;
+	desk_notify_close(dm->app.desk, on_desk_closed, dm);
+}
+
+static void on_imap_closed(void *arg)
+{
+	struct daemon *dm = arg;
+	occ_runner_close(dm->app.occ, on_occ_closed, dm);
+}
+
+static void on_inpoll_closed(void *arg)
+{
+	struct daemon *dm = arg;
+	imap_poll_close(dm->app.imap, on_imap_closed, dm);
+}
+
+static void on_poll_closed(void *arg)
+{
+	struct daemon *dm = arg;
+	inbound_poll_close(dm->app.inpoll, on_inpoll_closed, dm);
+}
+
+static void on_camps_closed(void *arg)
 {
 	struct daemon *dm = arg;
 	dlr_poll_close(dm->app.poll, on_poll_closed, dm);
+}
+
+static void on_dispatch_closed(void *arg)
+{
+	struct daemon *dm = arg;
+	camp_runner_close(dm->app.camps, on_camps_closed, dm);
 }
 
 static void on_chans_stopped(void *arg)
@@ -150,6 +192,10 @@ static void shutdown_begin(struct daemon *dm, const char *why)
 	api_server_stop_intake(dm->app.api);
 	sched_stop(dm->app.sched);
 	dlr_poll_stop(dm->app.poll);
+	inbound_poll_stop(dm->app.inpoll);
+	imap_poll_stop(dm->app.imap);
+	occ_runner_stop(dm->app.occ);
+	desk_notify_stop(dm->app.desk);
 	dispatch_drain(dm->app.disp, dm->app.cfg->dispatch_drain_timeout_ms, on_drained, dm);
 }
 
@@ -181,6 +227,10 @@ static void reload(struct daemon *dm)
 	sched_reconfigure(app->sched, next);
 	dispatch_reconfigure(app->disp, next);
 	dlr_poll_reconfigure(app->poll, next);
+	inbound_poll_reconfigure(app->inpoll, next);
+	imap_poll_reconfigure(app->imap, next);
+	occ_runner_reconfigure(app->occ, next);
+	desk_notify_reconfigure(app->desk, next);
 	dm->retired = xrealloc(dm->retired, sizeof(*dm->retired) * (dm->nretired + 1));
 	dm->retired[dm->nretired++] = app->cfg;
 	app->cfg = next;
@@ -213,11 +263,26 @@ static int build_routes(struct daemon *dm)
 	const struct {
 		const struct api_route *r;
 		size_t n;
-	} tables[] = {
-	    {api_health_routes, api_health_nroutes},   {api_contact_routes, api_contact_nroutes},
-	    {api_message_routes, api_message_nroutes}, {api_dlr_routes, api_dlr_nroutes},
-	    {api_dlq_routes, api_dlq_nroutes},         {api_unsub_routes, api_unsub_nroutes},
-	    {api_inbound_routes, api_inbound_nroutes}};
+	} tables[] = {{api_health_routes, api_health_nroutes},
+	              {api_import_routes, api_import_nroutes},
+	              {api_segment_routes, api_segment_nroutes},
+	              {api_contact_routes, api_contact_nroutes},
+	              {api_message_routes, api_message_nroutes},
+	              {api_dlr_routes, api_dlr_nroutes},
+	              {api_dlq_routes, api_dlq_nroutes},
+	              {api_unsub_routes, api_unsub_nroutes},
+	              {api_inbound_routes, api_inbound_nroutes},
+	              {api_template_routes, api_template_nroutes},
+	              {api_link_routes, api_link_nroutes},
+	              {api_campaign_routes, api_campaign_nroutes},
+	              {api_campaign_preview_routes, api_campaign_preview_nroutes},
+	              {api_event_routes, api_event_nroutes},
+	              {api_points_routes, api_points_nroutes},
+	              {api_occasion_routes, api_occasion_nroutes},
+	              {api_raffle_routes, api_raffle_nroutes},
+	              {api_survey_routes, api_survey_nroutes},
+	              {api_privacy_routes, api_privacy_nroutes},
+	              {api_desk_routes, api_desk_nroutes}};
 	size_t n = 0;
 	for (size_t i = 0; i < ARRAY_SIZE(tables); i++)
 		n += tables[i].n;
@@ -290,7 +355,18 @@ static int run(struct config *cfg, const char *log_format_cli)
 	app->disp = dispatch_new(app->loop, app->st, app->reader, app->chans, app->nchans, cfg,
 	                         app->consumer);
 	app->poll = dlr_poll_new(app->loop, app->st, app->chans, app->nchans, cfg);
+	app->inpoll = inbound_poll_new(app->loop, app->st, app->chans, app->nchans, cfg, &err);
+	if (!app->inpoll)
+		log_err("main", "inbound configuration error=%s", log_q(err.msg));
+	app->imap = imap_poll_new(app->loop, app->st, cfg, &err);
+	if (!app->imap)
+		log_err("main", "imap configuration error=%s", log_q(err.msg));
+	app->camps = camp_runner_new(app->loop, app->st, cfg, app->consumer);
+	app->occ = occ_runner_new(app->loop, app->st, cfg, app->consumer, app->chans, app->nchans);
+	app->desk = desk_notify_new(app->loop, app->st, cfg);
 	build_routes(dm);
+	raffle_stage_install(app); /* the inbound router's raffle stage */
+	survey_stage_install(app); /* the inbound router's survey stage */
 	app->api = api_server_new(app->loop, cfg, dm->routes, dm->nroutes, app);
 
 	/* Signals first: a SIGTERM that arrives while we start (the port file
@@ -308,6 +384,8 @@ static int run(struct config *cfg, const char *log_format_cli)
 		log_err("main", "channels failed to start");
 		goto out_started;
 	}
+	if (!app->inpoll || !app->imap)
+		goto out_started;
 	if (api_server_start(app->api, &err) < 0) {
 		log_err("main", "api error=%s", log_q(err.msg));
 		goto out_started;
@@ -318,9 +396,18 @@ static int run(struct config *cfg, const char *log_format_cli)
 	sched_start(app->sched);
 	dispatch_start(app->disp);
 	dlr_poll_start(app->poll);
+	inbound_poll_start(app->inpoll);
+	imap_poll_start(app->imap);
+	camp_runner_start(app->camps);
+	occ_runner_start(app->occ);
+	desk_notify_start(app->desk);
 	log_notice("main", "started version=%s listen=%s port=%d consumer=%s channels=%zu",
 	           CLUBD_VERSION, cfg->api_listen, api_server_port(app->api), app->consumer,
 	           app->nchans);
+	if (!*cfg->links_base_url)
+		log_notice(
+		    "links", "event=tracking_off reason=%s",
+		    log_q("[links] base_url is empty: {{url|track}} shows URLs as they are"));
 	notify_ready("running");
 
 	uv_run(app->loop, UV_RUN_DEFAULT);
@@ -346,6 +433,8 @@ out_loop_close:;
 		log_err("main", "start failed; stopped");
 	}
 	chan_free_all(app->chans, app->nchans);
+	if (app->camps)
+		camp_runner_free(app->camps);
 	store_free(app->st);
 	free(dm->routes);
 	for (size_t i = 0; i < dm->nretired; i++)
@@ -372,13 +461,14 @@ int main(int argc, char **argv)
 	    {"config", required_argument, NULL, 'c'},
 	    {"check-config", no_argument, NULL, 'C'},
 	    {"hash-token", no_argument, NULL, 'H'},
+	    {"rotate-key", no_argument, NULL, 'R'},
 	    {"log-format", required_argument, NULL, 'L'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *path = "/etc/clubd/clubd.conf", *log_format = NULL;
-	int check = 0, c;
+	int check = 0, rotate = 0, c;
 	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
@@ -389,6 +479,9 @@ int main(int argc, char **argv)
 			break;
 		case 'H':
 			return hash_token();
+		case 'R':
+			rotate = 1;
+			break;
 		case 'L':
 			if (strcmp(optarg, "kv") != 0 && strcmp(optarg, "json") != 0) {
 				fprintf(stderr, "clubd: --log-format is kv or json\n");
@@ -407,7 +500,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind != argc) {
+	if (optind != argc - (rotate ? 2 : 0)) {
 		usage(stderr);
 		return 2;
 	}
@@ -429,10 +522,26 @@ int main(int argc, char **argv)
 		config_free(cfg);
 		return 1;
 	}
+	if (rotate) {
+		int rc = store_privacy_rotate(cfg, argv[optind], argv[optind + 1], 500, stdout);
+		callback_cleanup();
+		config_free(cfg);
+		return rc;
+	}
+	if (privacy_init(cfg->privacy_key_file, why, sizeof why) < 0) {
+		fprintf(stderr, "clubd: %s: privacy.key_file: %s\n", path, why);
+		callback_cleanup();
+		config_free(cfg);
+		return 1;
+	}
 	if (check) {
 		struct chan *chans = NULL;
 		size_t n = 0, ntokens = 0;
 		int rc = chan_configure_all(cfg, &chans, &n, &err);
+		if (rc == 0)
+			rc = inbound_poll_check(cfg, chans, n, &err);
+		if (rc == 0)
+			rc = imap_poll_check(cfg, &err);
 		chan_free_all(chans, n);
 		/* What else only fails at start: the tokens file and the Redis password. */
 		if (rc == 0)
@@ -445,12 +554,18 @@ int main(int argc, char **argv)
 		}
 		if (rc < 0) {
 			fprintf(stderr, "clubd: %s\n", err.msg);
+			privacy_cleanup();
 			config_free(cfg);
 			return 1;
 		}
 		printf("%s: configuration OK (%zu channels)\n", path, n);
+		privacy_cleanup();
 		config_free(cfg);
 		return 0;
 	}
-	return run(cfg, log_format);
+	if (privacy_enabled())
+		log_notice("privacy", "event=sealing key=%s", privacy_key_id(privacy_current()));
+	int rc = run(cfg, log_format);
+	privacy_cleanup();
+	return rc;
 }

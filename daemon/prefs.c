@@ -23,16 +23,9 @@
 #include <string.h>
 
 #include "tz.h"
+#include "util.h"
 
 #define MIN_PER_DAY 1440
-
-static const char *const cat_names[CAT__N] = {
-    [CAT_TRANSACTIONAL] = "transactional",
-    [CAT_PROMOTIONAL] = "promotional",
-    [CAT_SURVEY] = "survey",
-    [CAT_LOTTERY] = "lottery",
-    [CAT_OCCASION] = "occasion",
-};
 
 static const char *const kind_names[ADDR_KINDS] = {
     [ADDR_SMS] = "sms",
@@ -74,23 +67,6 @@ static const struct win_paths window_paths = {P_WIN, P_WIN ".start", P_WIN ".end
 
 #define UNKNOWN_KEY_MAX 40
 static char unknown_path[sizeof(P_QUIET) + 1 + UNKNOWN_KEY_MAX + 1];
-
-int category_parse(const char *s)
-{
-	if (!s)
-		return -1;
-	for (int i = 0; i < CAT__N; i++)
-		if (strcmp(s, cat_names[i]) == 0)
-			return i;
-	return -1;
-}
-
-const char *category_name(enum category c)
-{
-	if ((unsigned)c >= CAT__N)
-		return "unknown";
-	return cat_names[c];
-}
 
 static int kind_parse(const char *s)
 {
@@ -267,7 +243,7 @@ int prefs_parse(const json_t *j, struct prefs *p, const char **field, const char
 			                          np.consent, "unknown channel", field, reason);
 		} else if (strcmp(key, "categories") == 0) {
 			rc = json_is_null(v) ? 0
-			                     : parse_bool_map(v, P_CATS, cat_names, cat_paths,
+			                     : parse_bool_map(v, P_CATS, category_names, cat_paths,
 			                                      CAT__N, np.cat_consent,
 			                                      "unknown category", field, reason);
 		} else if (strcmp(key, "quiet_hours") == 0) {
@@ -343,7 +319,7 @@ json_t *prefs_to_json(const struct prefs *p)
 		json_t *c = json_object();
 		for (int k = 0; k < CAT__N; k++)
 			if (p->cat_consent[k] >= 0)
-				json_object_set_new(c, cat_names[k],
+				json_object_set_new(c, category_name((enum category)k),
 				                    json_boolean(p->cat_consent[k]));
 		if (json_object_size(c) > 0)
 			json_object_set_new(o, "categories", c);
@@ -540,7 +516,7 @@ void prefs_decide(const struct prefs_input *in, struct prefs_decision *out)
 		return;
 	}
 	if (in->category != CAT_TRANSACTIONAL && p->cat_consent[in->category] == 0) {
-		decide_set(out, PREFS_SUPPRESS, "category_opt_out", cat_names[in->category]);
+		decide_set(out, PREFS_SUPPRESS, "category_opt_out", category_names[in->category]);
 		return;
 	}
 

@@ -18,6 +18,7 @@
 #define CLUBD_PREFS_H
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "addr.h"
@@ -30,7 +31,8 @@ enum category {
 	CAT_OCCASION,
 	CAT__N
 };
-int category_parse(const char *s); /* -1 when unknown */
+extern const char *const category_names[CAT__N]; /* "transactional", ... */
+int category_parse(const char *s);               /* -1 when unknown */
 const char *category_name(enum category c);
 
 struct prefs_window {
@@ -61,6 +63,20 @@ int prefs_parse(const json_t *j, struct prefs *p, const char **field, const char
 json_t *prefs_to_json(const struct prefs *p);
 /* "HH:MM-HH:MM" (config default quiet hours); "" = unset.  0 or -1. */
 int prefs_parse_window(const char *s, struct prefs_window *w);
+
+/*
+ * Frequency caps: at most max messages of a category per rolling window,
+ * counted per contact when a message is claimed (transactional never
+ * counts).  Text form, comma separated: "promotional:2/1d,promotional:5/7d,
+ * survey:1/7d".  Returns the number of caps (0..max) or -1 with why.
+ */
+#define PREFS_CAPS_MAX 16
+struct prefs_cap {
+	enum category category;
+	int64_t window_ms;
+	int max;
+};
+int prefs_parse_caps(const char *s, struct prefs_cap *out, int max, char *why, size_t whylen);
 
 enum prefs_action { PREFS_SEND, PREFS_DEFER, PREFS_SUPPRESS };
 

@@ -50,4 +50,54 @@ struct segment_scan *segment_scan_start(struct store *st, const struct segment *
 void segment_scan_next(struct segment_scan *sc);
 void segment_scan_free(struct segment_scan *sc);
 
+/* ---- additions (additive to the contract above) ------------------------- */
+
+/*
+ * s may be NULL in segment_scan_start(): every contact, without reading any
+ * contact field (the fastest walk; a contact deleted between the id list and
+ * the callback may still be delivered).  A batch callback may call
+ * segment_scan_next() or segment_scan_free() from inside itself.  Every step
+ * is delivered, also one with no match (n == 0), so a consumer can record
+ * the cursor.  segment_parse() accepts {"match": COND, "name": ..., ...} or a
+ * bare COND; *field may point into a static buffer valid until the next
+ * segment_parse() call.
+ */
+
+/* Options for segment_scan_start_opts(); zero = segment_scan_start(). */
+struct segment_scan_opts {
+	/* Contact hash fields a consumer wants with each match (e.g. "name",
+	 * "a:sms"): read with segment_scan_value() during the callback. */
+	const char *const *fields;
+	size_t nfields;
+	/* Read whole contacts (HGETALL) and hand out their API form with
+	 * segment_scan_contact() (exports). */
+	int whole;
+};
+
+struct segment_scan *segment_scan_start_opts(struct store *st, const struct segment *s, int64_t now,
+                                             const char *cursor, size_t batch,
+                                             const struct segment_scan_opts *o, segment_batch_fn fn,
+                                             void *arg);
+/* During a batch callback: requested field k of match i (NULL when absent). */
+const char *segment_scan_value(const struct segment_scan *sc, size_t i, size_t k);
+/* During a batch callback with opts.whole: match i as store_contact_json()
+ * gives it (borrowed; valid until the callback returns). */
+json_t *segment_scan_contact(const struct segment_scan *sc, size_t i);
+/* Contacts examined so far (matches or not), including the batch being
+ * delivered. */
+uint64_t segment_scan_examined(const struct segment_scan *sc);
+/*
+ * A calendar date as people type it, into the cdate.h form: "1990-05-17",
+ * "1990/5/17", "۱۳۶۹/۰۲/۲۷" (Persian digits; a year below 1700 is Jalali),
+ * "j:1369-02-27", "--05-17".  0, or -EINVAL (bad syntax or impossible date).
+ */
+struct cdate;
+int segment_date_lenient(const char *in, struct cdate *out);
+/* A saved segment's id: 1..64 of A-Z a-z 0-9 _ - (what campaigns accept). */
+#define SEGMENT_ID_MAX 64
+int segment_id_valid(const char *id);
+/* 1 when the definition reads no contact field and no engagement set (it
+ * matches everyone: "match": {} or {"all": []}). */
+int segment_is_all(const struct segment *s);
+
 #endif

@@ -19,6 +19,28 @@ extern const char lua_msg_create[], lua_msg_promote[], lua_msg_claim[], lua_msg_
     lua_msg_get[], lua_contact_write[], lua_contact_list[], lua_contact_delete[], lua_msg_report[],
     lua_dlq_retry[], lua_unsubscribe[], lua_inbound[];
 
+extern const char lua_tpl_write[], lua_tpl_list[];
+extern const char lua_camp_write[], lua_camp_state[], lua_camp_fan[], lua_camp_pump[],
+    lua_camp_reserve[], lua_camp_snap[];
+
+extern const char lua_link_save[], lua_link_click[], lua_link_get[];
+
+extern const char lua_seg_write[], lua_seg_list[];
+
+extern const char lua_points_ledger[];
+
+extern const char lua_occ_write[], lua_occ_get[], lua_occ_run[];
+
+extern const char lua_raffle_write[], lua_raffle_enter[], lua_raffle_read[];
+
+extern const char lua_contact_erase[];
+/* surveys (store_surveys.c) */
+extern const char lua_survey_def[], lua_survey_conv[], lua_survey_read[];
+/* the complaints desk (store_desk.c) */
+extern const char lua_desk_write[], lua_desk_ticket[], lua_desk_read[];
+/* the IMAP poller (imap_poll.c) */
+extern const char lua_imap[];
+
 static struct redis_script scripts[SCRIPT__N] = {
     [SCRIPT_MSG_CREATE] = {"msg_create", lua_msg_create, ""},
     [SCRIPT_MSG_PROMOTE] = {"msg_promote", lua_msg_promote, ""},
@@ -32,6 +54,34 @@ static struct redis_script scripts[SCRIPT__N] = {
     [SCRIPT_DLQ_RETRY] = {"dlq_retry", lua_dlq_retry, ""},
     [SCRIPT_UNSUBSCRIBE] = {"unsubscribe", lua_unsubscribe, ""},
     [SCRIPT_INBOUND] = {"inbound", lua_inbound, ""},
+    [SCRIPT_TPL_WRITE] = {"tpl_write", lua_tpl_write, ""},
+    [SCRIPT_TPL_LIST] = {"tpl_list", lua_tpl_list, ""},
+    [SCRIPT_CAMP_WRITE] = {"camp_write", lua_camp_write, ""},
+    [SCRIPT_CAMP_STATE] = {"camp_state", lua_camp_state, ""},
+    [SCRIPT_CAMP_FAN] = {"camp_fan", lua_camp_fan, ""},
+    [SCRIPT_CAMP_PUMP] = {"camp_pump", lua_camp_pump, ""},
+    [SCRIPT_CAMP_RESERVE] = {"camp_reserve", lua_camp_reserve, ""},
+    [SCRIPT_CAMP_SNAP] = {"camp_snap", lua_camp_snap, ""},
+    [SCRIPT_LINK_SAVE] = {"link_save", lua_link_save, ""},
+    [SCRIPT_LINK_CLICK] = {"link_click", lua_link_click, ""},
+    [SCRIPT_LINK_GET] = {"link_get", lua_link_get, ""},
+    [SCRIPT_SEG_WRITE] = {"seg_write", lua_seg_write, ""},
+    [SCRIPT_SEG_LIST] = {"seg_list", lua_seg_list, ""},
+    [SCRIPT_POINTS_LEDGER] = {"points_ledger", lua_points_ledger, ""},
+    [SCRIPT_OCC_WRITE] = {"occ_write", lua_occ_write, ""},
+    [SCRIPT_OCC_GET] = {"occ_get", lua_occ_get, ""},
+    [SCRIPT_OCC_RUN] = {"occ_run", lua_occ_run, ""},
+    [SCRIPT_RAFFLE_WRITE] = {"raffle_write", lua_raffle_write, ""},
+    [SCRIPT_RAFFLE_ENTER] = {"raffle_enter", lua_raffle_enter, ""},
+    [SCRIPT_RAFFLE_READ] = {"raffle_read", lua_raffle_read, ""},
+    [SCRIPT_CONTACT_ERASE] = {"contact_erase", lua_contact_erase, ""},
+    [SCRIPT_SURVEY_DEF] = {"survey_def", lua_survey_def, ""},
+    [SCRIPT_SURVEY_CONV] = {"survey_conv", lua_survey_conv, ""},
+    [SCRIPT_SURVEY_READ] = {"survey_read", lua_survey_read, ""},
+    [SCRIPT_DESK_WRITE] = {"desk_write", lua_desk_write, ""},
+    [SCRIPT_DESK_TICKET] = {"desk_ticket", lua_desk_ticket, ""},
+    [SCRIPT_DESK_READ] = {"desk_read", lua_desk_read, ""},
+    [SCRIPT_IMAP] = {"imap", lua_imap, ""},
 };
 
 void argv_init(struct argv *a)

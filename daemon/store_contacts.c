@@ -2,17 +2,21 @@
  * store_contacts.c - contact reads and deletes, and the API form of a contact
  * hash.  Writes go through lua/contact_write.lua, whose field/value pairs
  * api_contacts.c builds after validation.  Knows the c:, ix:, contacts keys.
+ * With [privacy] key_file the stored names and addresses are sealed
+ * (privacy.h): lookups seal the address, reads open the reply.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "addr.h"
+#include "privacy.h"
 #include "store.h"
 #include "util.h"
 
 void store_contact_get(struct store *st, const char *id, redis_cb cb, void *arg)
 {
 	char *k = store_key(st, "c:%s", id);
+	privacy_wrap_cb(&cb, &arg); /* names and addresses opened for every reader */
 	redis_cmdf(st->r, cb, arg, "HGETALL %s", k);
 	free(k);
 }
@@ -20,9 +24,11 @@ void store_contact_get(struct store *st, const char *id, redis_cb cb, void *arg)
 void store_contact_lookup(struct store *st, const char *kind, const char *addr, redis_cb cb,
                           void *arg)
 {
-	char *k = store_key(st, "ix:%s:%s", kind, addr);
+	char *stored = privacy_seal_addr(addr);
+	char *k = store_key(st, "ix:%s:%s", kind, stored);
 	redis_cmdf(st->r, cb, arg, "GET %s", k);
 	free(k);
+	free(stored);
 }
 
 void store_contact_delete(struct store *st, const char *id, redis_cb cb, void *arg)
@@ -58,6 +64,7 @@ static json_t *json_or(const char *text, json_t *def)
 json_t *store_contact_json(const redisReply *h)
 {
 	static const char *const plain[] = {"id", "name", "first_name", "last_name", "lang", "tz"};
+	privacy_open_reply(h); /* in place; nothing when already open or plain */
 	json_t *o = json_object();
 	for (size_t i = 0; i < ARRAY_SIZE(plain); i++) {
 		const char *v = hash_get(h, plain[i]);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "privacy.h"
 #include "store.h"
 #include "util.h"
 
@@ -33,7 +34,7 @@ void store_msg_create(struct store *st, const struct msg_new *m, char *id, redis
 	argv_add(&a, m->contact_id ? m->contact_id : "");
 	argv_add(&a, m->idem ? m->idem : "");
 	argv_add(&a, m->addr_kind ? m->addr_kind : "");
-	argv_add(&a, m->addr ? m->addr : "");
+	privacy_argv_addr(&a, m->addr); /* sealed with [privacy] key_file */
 	argv_add(&a, new_contact);
 	argv_addll(&a, m->idem_ttl_s > 0 ? m->idem_ttl_s : 86400);
 	argv_add(&a, "channel");
@@ -42,7 +43,12 @@ void store_msg_create(struct store *st, const struct msg_new *m, char *id, redis
 	argv_add(&a, m->category);
 	for (size_t i = 0; i + 1 < m->nfields; i += 2) {
 		argv_add(&a, m->fields[i]);
-		argv_add(&a, m->fields[i + 1]);
+		/* bodies may carry names: sealed with [privacy] key_file */
+		if (strcmp(m->fields[i], "text") == 0 || strcmp(m->fields[i], "subject") == 0 ||
+		    strcmp(m->fields[i], "html") == 0)
+			privacy_argv_text(&a, m->fields[i + 1]);
+		else
+			argv_add(&a, m->fields[i + 1]);
 	}
 	store_eval(st, SCRIPT_MSG_CREATE, &a, cb, arg);
 	argv_free(&a);
@@ -67,6 +73,7 @@ static void set_time(json_t *o, const char *key, const redisReply *h, const char
 
 json_t *store_msg_json(const redisReply *h, const redisReply *history)
 {
+	privacy_open_reply(h); /* "to" is sealed with [privacy] key_file */
 	json_t *o = json_object();
 	set_str(o, "id", hash_get(h, "id"));
 	set_str(o, "contact_id", hash_get(h, "contact"));

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "privacy.h"
 #include "util.h"
 
 void store_timeline_contact_exists(struct store *st, const char *id, redis_cb cb, void *arg)
@@ -65,6 +66,7 @@ json_t *store_timeline_entry_json(const redisReply *e)
 	head[dash - id] = '\0';
 	if (parse_i64(head, 0, INT64_MAX, &ms) < 0)
 		return NULL;
+	privacy_open_reply(f); /* reply texts and addresses, with [privacy] key_file */
 	char at[40];
 	fmt_time(ms, at, sizeof at);
 	json_t *o = json_object();

@@ -15,7 +15,10 @@
  * visits at most TMPL_MAX_STEPS nodes (arrays repeat sections, so nested
  * sections over arrays could otherwise take exponential time); the output
  * and every intermediate value are capped by the output buffer's max.
- * No partials, no delimiter changes, no lambdas.
+ * No partials, no delimiter changes, no lambdas.  The one call out is the
+ * track filter: it checks the URL (tmpl_url_check) and hands it to the
+ * caller's opts.link hook, which decides what is shown (links.c makes a
+ * tracked short link); without a hook the URL is shown unchanged.
  * Date filters use tz.c and jalali.c, so rendering belongs to the loop
  * thread like them.
  */
@@ -25,6 +28,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "jalali.h"
 #include "text.h"
@@ -37,7 +41,17 @@
 
 enum tmpl_ntype { TN_TEXT, TN_VAR, TN_SECTION, TN_INVERTED };
 
-enum tmpl_fkind { TF_DEFAULT, TF_DATE, TF_JDATE, TF_FA, TF_NUM, TF_UPPER, TF_LOWER, TF_URL };
+enum tmpl_fkind {
+	TF_DEFAULT,
+	TF_DATE,
+	TF_JDATE,
+	TF_FA,
+	TF_NUM,
+	TF_UPPER,
+	TF_LOWER,
+	TF_URL,
+	TF_TRACK
+};
 
 struct tmpl_stage {
 	enum tmpl_fkind kind;
@@ -349,7 +363,7 @@ static const struct {
 	int arg; /* 0 none, 1 optional */
 } tmpl_filters[] = {
     {"date", TF_DATE, 1},   {"jdate", TF_JDATE, 1}, {"fa", TF_FA, 0},   {"num", TF_NUM, 0},
-    {"upper", TF_UPPER, 0}, {"lower", TF_LOWER, 0}, {"url", TF_URL, 0},
+    {"upper", TF_UPPER, 0}, {"lower", TF_LOWER, 0}, {"url", TF_URL, 0}, {"track", TF_TRACK, 0},
 };
 
 static int tp_stage(struct tmpl_parser *p, struct tmpl_node *nd)
@@ -363,6 +377,9 @@ static int tp_stage(struct tmpl_parser *p, struct tmpl_node *nd)
 	if (nd->nstages == TMPL_MAX_FILTERS)
 		return tmpl_fail(p->src, start, p->err, -EINVAL, "more than %d filters in one tag",
 		                 TMPL_MAX_FILTERS);
+	/* A tracked link is an opaque code: nothing may change it afterwards. */
+	if (nd->nstages > 0 && nd->stages[nd->nstages - 1].kind == TF_TRACK)
+		return tmpl_fail(p->src, start, p->err, -EINVAL, "'track' must be the last filter");
 	if (p->pos < p->end && p->src[p->pos] == '"') {
 		st.kind = TF_DEFAULT;
 		rc = tp_string(p, &st.arg, &st.arglen);
@@ -707,6 +724,9 @@ struct rstate {
 	long steps;
 	struct buf s1, s2; /* scratch for pipe stages */
 	size_t fail_off;   /* the tag being rendered, for errors */
+	int (*link)(void *arg, const char *url, size_t len, struct buf *out);
+	void *link_arg;
+	const char *why; /* reason of an -EINVAL render error (static text) */
 };
 
 static const json_t *tmpl_lookup(const struct rstate *r, const struct tmpl_node *nd)
@@ -922,6 +942,79 @@ static int f_url(const struct tval *in, struct buf *out)
 		}
 	}
 	return rc;
+}
+
+int tmpl_url_check(const char *u, size_t n, const char **why)
+{
+	static const char url_ctl[] =
+	    "track: spaces and control characters are not allowed in a link";
+	size_t h, i;
+
+	if (n == 0) {
+		*why = "track: the link is empty";
+		return -EINVAL;
+	}
+	if (n > TMPL_URL_MAX) {
+		*why = "track: the link is longer than 2048 bytes";
+		return -EINVAL;
+	}
+	if (n > 7 && strncasecmp(u, "http://", 7) == 0) {
+		h = 7;
+	} else if (n > 8 && strncasecmp(u, "https://", 8) == 0) {
+		h = 8;
+	} else {
+		*why = "track: the link must start with http:// or https://";
+		return -EINVAL;
+	}
+	if (u[h] == '/' || u[h] == '?' || u[h] == '#' || u[h] == '@' || u[h] == ':') {
+		*why = "track: the link has no host";
+		return -EINVAL;
+	}
+	for (i = 0; i < n;) {
+		unsigned char c = (unsigned char)u[i];
+		uint32_t cp;
+		int l;
+
+		if (c < 0x80) {
+			if (c <= 0x20 || c == 0x7f) {
+				*why = url_ctl;
+				return -EINVAL;
+			}
+			i++;
+			continue;
+		}
+		l = utf8_decode(u + i, n - i, &cp);
+		if (l < 0) {
+			*why = "track: the link is not valid UTF-8";
+			return -EINVAL;
+		}
+		if (cp <= 0x9f) { /* C1 controls */
+			*why = url_ctl;
+			return -EINVAL;
+		}
+		i += (size_t)l;
+	}
+	return 0;
+}
+
+/* track: check the URL, then let the caller's link hook shorten it. */
+static int f_track(struct rstate *r, const struct tval *in, struct buf *out)
+{
+	const char *u = in->b->p ? in->b->p : "";
+	size_t n = in->b->len;
+	const char *why = NULL;
+	int rc;
+
+	if (tmpl_url_check(u, n, &why) < 0) {
+		r->why = why;
+		return -EINVAL;
+	}
+	if (!r->link)
+		return buf_append(out, u, n);
+	rc = r->link(r->link_arg, u, n, out);
+	if (rc < 0 && rc != -ENOSPC && !r->why)
+		r->why = "track: the tracked link could not be made";
+	return rc < 0 ? rc : 0;
 }
 
 /* ---- dates --------------------------------------------------------------- */
@@ -1248,6 +1341,10 @@ static int tmpl_var(struct rstate *r, const struct tmpl_node *nd)
 			rc = f_url(&v, other);
 			numeric = 0;
 			break;
+		case TF_TRACK:
+			rc = f_track(r, &v, other);
+			numeric = 0;
+			break;
 		case TF_DATE:
 		case TF_JDATE:
 			rc = f_date(r, &v, st, st->kind == TF_JDATE, other, &ok);
@@ -1347,6 +1444,8 @@ int tmpl_render(const struct tmpl *t, const json_t *ctx, const struct tmpl_opts 
 	r.zone = o && o->zone ? o->zone : "UTC";
 	r.fa = o ? tmpl_lang_fa(o->lang) : 0;
 	r.out = out;
+	r.link = o ? o->link : NULL;
+	r.link_arg = o ? o->link_arg : NULL;
 	r.stack[r.sp++] = ctx;
 	r.fail_off = SIZE_MAX;
 	buf_init(&r.s1, out->max);
@@ -1361,6 +1460,9 @@ int tmpl_render(const struct tmpl *t, const json_t *ctx, const struct tmpl_opts 
 		return tmpl_fail(t->src, r.fail_off, err, rc,
 		                 "rendering takes more than %d steps (sections over large lists?)",
 		                 TMPL_MAX_STEPS);
+	if (rc < 0 && r.why)
+		return tmpl_fail(t->src, r.fail_off == SIZE_MAX ? 0 : r.fail_off, err, rc, "%s",
+		                 r.why);
 	if (rc < 0)
 		return tmpl_fail(t->src, r.fail_off == SIZE_MAX ? 0 : r.fail_off, err, rc,
 		                 "rendering failed");

@@ -10,6 +10,8 @@
  *   {{#vip}}..{{/vip}} {{^vip}}..{{/vip}}  sections (arrays repeat) / inverted
  *   {{{raw}}} or {{&raw}}           no HTML escaping
  *   {{! comment }}                  removed
+ *   {{url|track}} {{"https://shop.example/yalda"|track}}
+ *                                   a tracked short link (see opts.link)
  *
  * Single-threaded with respect to tz.c and jalali.c (date filters use their
  * ICU caches): render on the loop thread.
@@ -26,6 +28,7 @@
 #define TMPL_MAX_FILTERS 8           /* pipe stages in one tag */
 #define TMPL_MAX_PATH    16          /* segments in a dotted path */
 #define TMPL_MAX_STEPS   (1 << 20)   /* tags and texts visited in one render */
+#define TMPL_URL_MAX     2048        /* bytes of a URL given to the track filter */
 
 struct tmpl;
 
@@ -50,7 +53,23 @@ struct tmpl_opts {
 	 * "fa-IR", "fa_IR") gives Persian names, anything else (NULL
 	 * included) Latin/English ones. */
 	const char *lang;
+	/* The track filter ({{url|track}}, always the tag's last filter): the
+	 * value must pass tmpl_url_check() or the render fails with -EINVAL
+	 * and the tag's position.  Then link(link_arg, url, len, out) appends
+	 * the link to show instead (a short tracked URL) and returns 0, or a
+	 * negative errno that fails the render.  link NULL: the URL is shown
+	 * as it is (previews, messages outside campaigns). */
+	int (*link)(void *arg, const char *url, size_t len, struct buf *out);
+	void *link_arg;
 };
+
+/*
+ * A URL the track filter accepts: http:// or https:// (any case) and a
+ * host, 1..TMPL_URL_MAX bytes of valid UTF-8 without spaces, C0/C1 control
+ * characters or DEL.  0, or -EINVAL with *why (static text) saying what is
+ * wrong.
+ */
+int tmpl_url_check(const char *url, size_t len, const char **why);
 
 /*
  * Compile src (NUL-terminated, valid UTF-8, at most TMPL_MAX_SRC bytes).

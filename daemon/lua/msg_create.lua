@@ -36,5 +36,15 @@ else
   redis.call('ZADD', P .. 'due', ARGV[4], id)
 end
 if idem ~= '' then redis.call('SET', P .. 'idem:' .. idem, id, 'EX', ARGV[12]) end
+-- the contact's messages and the idempotency keys that name it, for export and erasure
+-- (contact_erase.lua); the oldest entries go once retention has removed their message
+local cm = P .. 'cm:' .. cid
+redis.call('ZADD', cm, now, id)
+for _, o in ipairs(redis.call('ZRANGE', cm, 0, 1)) do
+  if o ~= id and redis.call('EXISTS', P .. 'm:' .. o) == 0 then redis.call('ZREM', cm, o) end
+end
+if idem ~= '' and string.find(idem, cid, 1, true) then
+  redis.call('SADD', P .. 'cx:' .. cid, 'k idem:' .. idem)
+end
 redis.call('HINCRBY', P .. 'stats', 'created', 1)
 return {'ok', state, cid, newc}

@@ -6,7 +6,7 @@
 -- Returns {'ok', state} | {'dup', state} | {'early'} | {'gone'}.
 local P, id, now, outcome, code, prov = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local mk = P .. 'm:' .. id
-local f = redis.call('HMGET', mk, 'state', 'contact', 'sent_channel')
+local f = redis.call('HMGET', mk, 'state', 'contact', 'sent_channel', 'camp', 'var')
 local st = f[1]
 if not st then return {'gone'} end
 if ARGV[8] and ARGV[8] ~= '' then redis.call('HSET', mk, 'smsc_id', ARGV[8]) end
@@ -36,6 +36,13 @@ else
   redis.call('HINCRBY', P .. 'stats', 'delivered', 1)
 end
 redis.call('RPUSH', P .. 'mh:' .. id, h)
+if f[4] then
+  -- campaign counters: delivered or undelivered, overall and per arm
+  local k = 'delivered'
+  if to == 'failed' then k = 'undelivered' end
+  redis.call('HINCRBY', P .. 'cs:' .. f[4], k, 1)
+  redis.call('HINCRBY', P .. 'cs:' .. f[4], (f[5] or 'A') .. ':' .. k, 1)
+end
 local tlmax = tonumber(ARGV[7])
 if f[2] and tlmax > 0 then
   redis.call('XADD', P .. 'tl:' .. f[2], 'MAXLEN', '~', tlmax, '*', 'type', 'message', 'm', id,

@@ -6,6 +6,8 @@
 --       that channel (a chat bot blocked by the user, ...).  ('!await', channel) puts a sent
 --       message in that channel's await set for delivery status polling.  ('!ttl', seconds)
 --       lets an ended message and its history expire after that long (retention).
+--       ('!park', campaign) with to 'scheduled': the message waits in the campaign's parked
+--       set (cpk:) instead of the schedule, until the campaign resumes or is cancelled.
 -- Returns one result per item, in order:
 --       {'ok', from} | {'conflict', current} | {'gone'} | {'bad_transition', current}.
 local P = ARGV[1]
@@ -19,16 +21,48 @@ local allowed = {
 
 local final = {sent = 1, delivered = 1, failed = 1, suppressed = 1, expired = 1, cancelled = 1}
 
+-- A campaign message's counters (cs:{camp}, overall and per arm), its budget reservation
+-- (rsv: refunded unless sent, corrected to the provider's cost when sent), and on 'sent'
+-- the contact's last campaign touch (lc:) for reply and revenue attribution.
+local function campaign(f, id, st, to, reason, fields, now)
+  local camp, arm, rsv = f[6], f[7] or 'A', tonumber(f[8] or '0') or 0
+  local cs = P .. 'cs:' .. camp
+  local function inc(k, by)
+    redis.call('HINCRBY', cs, k, by); redis.call('HINCRBY', cs, arm .. ':' .. k, by)
+  end
+  if final[to] and not final[st] then redis.call('HINCRBY', cs, 'done', 1) end
+  if to == 'sent' or to == 'failed' or to == 'suppressed' or to == 'expired' then inc(to, 1) end
+  if to == 'suppressed' and reason ~= '' then redis.call('HINCRBY', cs, 'suppressed:' .. reason, 1) end
+  if rsv > 0 then
+    local delta = -rsv
+    if to == 'sent' then
+      delta = 0
+      for i = 1, #fields - 1, 2 do
+        if fields[i] == 'cost_micros' then delta = (tonumber(fields[i + 1]) or rsv) - rsv end
+      end
+    end
+    if delta ~= 0 then inc('cost_micros', delta) end
+    if to ~= 'sent' then redis.call('HDEL', P .. 'm:' .. id, 'rsv') end
+  end
+  if to == 'sent' and f[5] then
+    local win = redis.call('HGET', P .. 'cp:' .. camp, 'win') or '0'
+    redis.call('HSET', P .. 'lc:' .. f[5], 'camp', camp, 'var', arm, 'msg', id, 'at', now,
+               'win', win)
+    redis.call('SADD', P .. 'eng:sent:' .. camp, f[5])
+  end
+end
+
 local function settle(a, n)
   local id, now, from, to, owner, reason = a[1], a[2], a[3], a[4], a[5], a[6]
   local mk = P .. 'm:' .. id
-  local f = redis.call('HMGET', mk, 'state', 'owner', 'sid', 'lane', 'contact')
+  local f = redis.call('HMGET', mk, 'state', 'owner', 'sid', 'lane', 'contact', 'camp', 'var',
+                       'rsv', 'category')
   local st = f[1]
   if not st then return {'gone'} end
   if from ~= '' and st ~= from then return {'conflict', st} end
   if owner ~= '' and f[2] ~= owner then return {'conflict', st} end
   if not (allowed[st] and allowed[st][to]) then return {'bad_transition', st} end
-  local fields, revoke, await, ttl = {'state', to, 'updated', now}, nil, nil, 0
+  local fields, revoke, await, ttl, park = {'state', to, 'updated', now}, nil, nil, 0, nil
   for i = 10, n - 1, 2 do
     if a[i] == '!revoke' then
       revoke = a[i + 1]
@@ -36,12 +70,15 @@ local function settle(a, n)
       await = a[i + 1]
     elseif a[i] == '!ttl' then
       ttl = tonumber(a[i + 1]) or 0
+    elseif a[i] == '!park' then
+      park = a[i + 1]
     else
       fields[#fields + 1] = a[i]; fields[#fields + 1] = a[i + 1]
     end
   end
   if reason ~= '' then fields[#fields + 1] = 'last_error'; fields[#fields + 1] = reason end
-  if to == 'scheduled' then fields[#fields + 1] = 'due'; fields[#fields + 1] = a[8] end
+  if to == 'scheduled' and not park then fields[#fields + 1] = 'due'; fields[#fields + 1] = a[8] end
+  if park then fields[#fields + 1] = 'parked'; fields[#fields + 1] = '1' end
   redis.call('HSET', mk, unpack(fields))
   if st == 'sending' then
     if f[3] then
@@ -50,7 +87,9 @@ local function settle(a, n)
     end
     redis.call('HDEL', mk, 'lease', 'owner', 'sid')
   end
-  if to == 'scheduled' then
+  if to == 'scheduled' and park then
+    redis.call('SADD', P .. 'cpk:' .. park, id)
+  elseif to == 'scheduled' then
     redis.call('ZADD', P .. 'due', a[8], id)
   elseif to == 'cancelled' or to == 'suppressed' or to == 'expired' then
     redis.call('ZREM', P .. 'due', id)
@@ -66,6 +105,11 @@ local function settle(a, n)
   if reason ~= '' then h = h .. ',"reason":' .. cjson.encode(reason) end
   if redis.call('RPUSH', P .. 'mh:' .. id, h .. '}') > 64 then
     redis.call('LTRIM', P .. 'mh:' .. id, -64, -1)
+  end
+  if f[6] then campaign(f, id, st, to, reason, fields, now) end
+  if st == 'sending' and to ~= 'sent' and f[5] and f[9] then
+    -- not sent after all: it does not count against the frequency cap
+    redis.call('ZREM', P .. 'fc:' .. f[5] .. ':' .. f[9], id)
   end
   local tlmax = tonumber(a[7])
   if revoke and f[5] and redis.call('EXISTS', P .. 'c:' .. f[5]) == 1 then
@@ -104,6 +148,12 @@ local function settle(a, n)
       end
       redis.call('RPUSH', P .. 'mh:' .. id, '{"at":' .. now .. ',"state":"' .. fin .. '"}')
       to = fin
+      if f[6] then
+        local k = 'delivered'
+        if fin == 'failed' then k = 'undelivered' end
+        redis.call('HINCRBY', P .. 'cs:' .. f[6], k, 1)
+        redis.call('HINCRBY', P .. 'cs:' .. f[6], (f[7] or 'A') .. ':' .. k, 1)
+      end
     end
   end
   if f[5] and tlmax > 0 and to ~= 'scheduled' and to ~= 'sending' then

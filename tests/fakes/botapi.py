@@ -32,13 +32,39 @@ Scripted by chat_id (integers):
   2001    200 {"ok":true,"result":true} (no message id)
 Any other chat id (integer or "@username") gets OK.  Texts over 4096
 characters: 400 message is too long; empty: 400 message text is empty;
-a parse_mode other than HTML, MarkdownV2, Markdown: 400.  Stop with SIGTERM.
+a parse_mode other than HTML, MarkdownV2, Markdown: 400.
+
+getUpdates (GET or POST PREFIX/bot<TOKEN>/getUpdates, parameters offset,
+limit, timeout in the query or a JSON/form body), as the Bot API keeps
+updates: every update with an id below a given offset is confirmed and
+forgotten; the answer is {"ok":true,"result":[...]} with the pending ones
+from the offset on (at most limit, default 100), or, when there are none,
+[] after waiting up to timeout seconds (a long poll) for new ones.  While a
+webhook is set for the prefix (control below) getUpdates answers 409, as
+the real API does.  Each call is recorded: {"n", "prefix", "token_ok",
+"method": "getUpdates", "offset", "timeout", "returned": [update ids],
+"answer": 200 or 409, "body": null}.
+Control (POST, JSON):
+  /_control/updates {"prefix": "", "updates": [Update, ...]}  queue updates
+      for getUpdates; an update without update_id gets the next one (from
+      100000 up, per prefix); one with an id is queued as given (a
+      redelivery).  Answers {"update_ids": [...]}.
+  /_control/webhook {"url": "http://127.0.0.1:P/...", "secret": "..." or
+      null, "update": Update, "prefix": ""}  POST the update to a loopback
+      url as the Bot API's webhook does (X-Telegram-Bot-Api-Secret-Token
+      when secret is set); answers {"status", "body", "update_id"}.
+  /_control/set_webhook {"prefix": "", "on": true}  mark a webhook set.
+  /_control/pending {"prefix": ""}  answers {"pending": [ids not confirmed]}.
+Stop with SIGTERM.
 """
 import itertools
 import json
 import sys
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 RECORD = None
@@ -47,6 +73,54 @@ lock = threading.Lock()
 seq = itertools.count(1)
 message_ids = {}  # chat key -> last message id
 seen_429 = set()
+cond = threading.Condition(lock)
+pending = {}  # prefix -> [update] not yet confirmed, in id order
+next_update = {}  # prefix -> next update_id
+webhooks = set()  # prefixes with a webhook set
+
+
+def record_line(rec):
+    with open(RECORD, "a", encoding="utf-8") as f:
+        f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+
+
+def queue_updates(prefix, updates):
+    ids = []
+    with cond:
+        q = pending.setdefault(prefix, [])
+        for u in updates:
+            u = dict(u)
+            if "update_id" not in u:
+                u["update_id"] = next_update.get(prefix, 100000)
+            next_update[prefix] = max(next_update.get(prefix, 100000), u["update_id"] + 1)
+            q.append(u)
+            ids.append(u["update_id"])
+        cond.notify_all()
+    return ids
+
+
+def post_webhook(item):
+    url = item["url"]
+    if urllib.parse.urlsplit(url).hostname not in ("127.0.0.1", "localhost", "::1"):
+        return {"status": None, "body": "refused: not a loopback url"}
+    u = dict(item["update"])
+    if "update_id" not in u:
+        prefix = item.get("prefix", "")
+        with cond:
+            u["update_id"] = next_update.get(prefix, 100000)
+            next_update[prefix] = u["update_id"] + 1
+    headers = {"Content-Type": "application/json"}
+    if item.get("secret") is not None:
+        headers["X-Telegram-Bot-Api-Secret-Token"] = item["secret"]
+    rq = urllib.request.Request(url, data=json.dumps(u, ensure_ascii=False).encode(),
+                                method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(rq, timeout=10) as r:
+            return {"status": r.status, "body": r.read().decode("utf-8", "replace"),
+                    "update_id": u["update_id"]}
+    except urllib.error.HTTPError as e:
+        return {"status": e.code, "body": e.read().decode("utf-8", "replace"),
+                "update_id": u["update_id"]}
 
 
 def api_error(code, desc, params=None):
@@ -70,12 +144,76 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):
+        if self.route("/getUpdates") is not None:
+            return self.get_updates(b"")
         self.answer(*api_error(404, "Not Found"))
 
-    def route(self):
-        """(prefix, token_ok) for a .../bot<T>/sendMessage path, else None."""
+    def control(self, raw):
         path = self.path.split("?", 1)[0]
-        tail = "/sendMessage"
+        item = json.loads(raw.decode("utf-8") or "{}")
+        if path == "/_control/updates":
+            out = {"update_ids": queue_updates(item.get("prefix", ""), item.get("updates", []))}
+        elif path == "/_control/webhook":
+            out = post_webhook(item)
+        elif path == "/_control/set_webhook":
+            with cond:
+                if item.get("on", True):
+                    webhooks.add(item.get("prefix", ""))
+                else:
+                    webhooks.discard(item.get("prefix", ""))
+            out = {}
+        elif path == "/_control/pending":
+            with cond:
+                out = {"pending": [u["update_id"] for u in pending.get(item.get("prefix", ""), [])]}
+        else:
+            return self.answer(*api_error(404, "Not Found"))
+        self.answer(200, json.dumps(out).encode())
+
+    def get_updates(self, raw):
+        prefix, token_ok = self.route("/getUpdates")
+        q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+        if raw:
+            try:
+                q.update(json.loads(raw.decode("utf-8")))
+            except ValueError:
+                q.update(urllib.parse.parse_qsl(raw.decode("utf-8", "replace")))
+        rec = {"n": next(seq), "prefix": prefix, "token_ok": token_ok, "method": "getUpdates",
+               "offset": None, "timeout": None, "returned": [], "body": None}
+        if not token_ok:
+            with lock:
+                record_line(rec)
+            return self.answer(*api_error(401, "Unauthorized"))
+        try:
+            offset = int(q["offset"]) if "offset" in q else None
+            timeout = min(max(int(q.get("timeout", 0)), 0), 60)
+            limit = min(max(int(q.get("limit", 100)), 1), 100)
+        except ValueError:
+            return self.answer(*api_error(400, "Bad Request: wrong parameter"))
+        rec["offset"], rec["timeout"] = offset, timeout
+        deadline = time.time() + timeout
+        with cond:
+            if prefix in webhooks:
+                rec["answer"] = 409
+                record_line(rec)
+                return self.answer(*api_error(
+                    409, "Conflict: can't use getUpdates method while webhook is active; "
+                    "use deleteWebhook to delete the webhook first"))
+            while True:
+                qq = pending.setdefault(prefix, [])
+                if offset is not None:
+                    qq[:] = [u for u in qq if u["update_id"] >= offset]
+                if qq or time.time() >= deadline:
+                    break
+                cond.wait(max(0.0, deadline - time.time()))
+            result = list(qq[:limit])
+            rec["returned"] = [u["update_id"] for u in result]
+            rec["answer"] = 200
+            record_line(rec)
+        self.answer(200, json.dumps({"ok": True, "result": result}).encode())
+
+    def route(self, tail="/sendMessage"):
+        """(prefix, token_ok) for a .../bot<T><tail> path, else None."""
+        path = self.path.split("?", 1)[0]
         if not path.endswith(tail):
             return None
         head = path[: -len(tail)]
@@ -90,6 +228,10 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         n = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(n) if n > 0 else b""
+        if self.path.startswith("/_control/"):
+            return self.control(raw)
+        if self.route("/getUpdates") is not None:
+            return self.get_updates(raw)
         r = self.route()
         if r is None:
             self.answer(*api_error(404, "Not Found"))

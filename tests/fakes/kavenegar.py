@@ -13,6 +13,11 @@ with the HTTP status equal to return.status (200, or the error code):
   sms/status.json               messageid=a,b,...
   sms/statuslocalmessageid.json localid=a,b,... (at most 500)
   account/info.json             remaincredit
+  sms/receive.json              linenumber, isread: the inbox of that line
+                                (isread=0: unread messages, which this call
+                                marks read, as Kavenegar does; isread=1: read
+                                ones), at most 100, oldest first: entries
+                                {messageid, message, sender, receptor, date}
 An unknown key answers 403, an unknown method 404.  send checks the
 receptor (09xxxxxxxxx or 989xxxxxxxxx; comma-separated lists allowed, each
 checked: 411), the sender (one of --line; the first is the default: 412),
@@ -26,6 +31,11 @@ Scripting:
       "dlr": 11}: answers for sends to that receptor first, and the status
       its messages report when polled (default 10, delivered);
   POST /_control/credit  {"credit": N};   POST /_control/reset.
+  POST /_control/inbox  {"messages": [{"message": "...", "sender":
+      "0912...", "receptor": "3000...", "messageid": N (new when absent),
+      "date": T (now when absent)}]}: incoming SMS, unread; a messageid
+      already delivered comes back unread (a provider duplicate).  Answers
+      {"messageids": [...]}.
   An answer: {"return": 418} (that error, Persian message, HTTP 418),
   {"http": 502, "body": "<html>..."} (a raw body), {"return": 200,
   "entry_status": 14} (accepted, entry with that status); each may add
@@ -56,6 +66,8 @@ numbers = {}
 by_id = {}
 by_local = {}
 next_id = [8792343]
+inbox = []  # incoming messages: dict + "_read"
+next_in = [500000001]
 lock = threading.Lock()
 
 MESSAGES = {
@@ -155,6 +167,25 @@ class Handler(BaseHTTPRequestHandler):
                     n["dlr"] = item["dlr"]
             elif path == "/_control/credit":
                 credit = item["credit"]
+            elif path == "/_control/inbox":
+                ids = []
+                for m in item.get("messages", []):
+                    mid = m.get("messageid")
+                    if mid is None:
+                        mid = next_in[0]
+                        next_in[0] += 1
+                    inbox.append({"messageid": mid, "message": m.get("message", ""),
+                                  "sender": m.get("sender", ""),
+                                  "receptor": m.get("receptor", LINES[0] if LINES else ""),
+                                  "date": m.get("date", int(time.time())), "_read": False})
+                    ids.append(mid)
+                self.send_response(200)
+                body = json.dumps({"messageids": ids}).encode()
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
             elif path == "/_control/reset":
                 script, numbers = [], {}
             else:
@@ -195,7 +226,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         fn = {"sms/send": self.send_sms, "sms/status": self.status,
               "sms/statuslocalmessageid": self.status_local,
-              "account/info": self.info}.get(entry["endpoint"])
+              "account/info": self.info, "sms/receive": self.receive}.get(entry["endpoint"])
         if fn is None:
             status, entries = 404, None
         else:
@@ -309,6 +340,25 @@ class Handler(BaseHTTPRequestHandler):
                 st = msg["_dlr"] if msg else 100
                 out.append({"messageid": mid or 0, "localid": lid, "status": st,
                             "statustext": STATUS_TEXT.get(st, "")})
+        return 200, out
+
+    def receive(self, params, entry):
+        line = params.get("linenumber", "")
+        isread = params.get("isread", "0")
+        if not line or isread not in ("0", "1"):
+            return 406, None
+        if LINES and line not in LINES:
+            return 412, None
+        want_read = isread == "1"
+        out = []
+        with lock:
+            for m in inbox:
+                if len(out) == 100:
+                    break
+                if m["receptor"] == line and m["_read"] == want_read:
+                    out.append(dict((k, v) for k, v in m.items() if not k.startswith("_")))
+                    m["_read"] = True
+        entry["returned"] = [m["messageid"] for m in out]
         return 200, out
 
     def info(self, params, entry):

@@ -29,6 +29,14 @@ Scripting:
       for that recipient first (before the global script), and the final
       status its status callbacks report;
   POST /_control/reset   clears both.
+  POST /_control/inbound  {"url": "http://127.0.0.1:P/v1/inbound/twilio",
+      "from": "+98...", "to": "+1500...", "body": "...", "sid": "SM..." (new
+      when absent), "account": AccountSid (the first --account when absent),
+      "bad_signature": false, "signed_url": the URL to sign (default url),
+      "num_media": 0}: deliver an incoming message as Twilio's messaging
+      webhook does (the full parameter set, form-encoded, signed with the
+      account's auth token) to a loopback url; answers {"status", "body",
+      "content_type", "sid"} of that request.
   An answer: {"status": 429, "code": 20429, "message": "Too Many Requests",
   "retry_after": "3", "delay_ms": 0} (a Twilio error body), {"status": 500,
   "body": "raw text"} (that body as text/plain), or {"status": 201,
@@ -54,6 +62,7 @@ import secrets
 import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from email.utils import formatdate
@@ -133,6 +142,38 @@ def send_callbacks(token, url, msg, final, error_code):
             pass
 
 
+def deliver_inbound(item):
+    """POST one incoming SMS to clubd the way Twilio's messaging webhook does."""
+    url = item["url"]
+    if urllib.parse.urlsplit(url).hostname not in ("127.0.0.1", "localhost", "::1"):
+        return {"status": None, "body": "refused: not a loopback url"}
+    account = item.get("account") or next(iter(ACCOUNTS))
+    token = ACCOUNTS[account]
+    sid = item.get("sid") or "SM" + secrets.token_hex(16)
+    params = {"ToCountry": "US", "ToState": "CA", "SmsMessageSid": sid,
+              "NumMedia": str(item.get("num_media", 0)), "ToCity": "", "FromZip": "",
+              "SmsSid": sid, "FromState": "", "SmsStatus": "received", "FromCity": "",
+              "Body": item.get("body", ""), "FromCountry": "IR", "To": item.get("to", ""),
+              "MessagingServiceSid": "", "ToZip": "", "NumSegments": "1",
+              "MessageSid": sid, "AccountSid": account, "From": item.get("from", ""),
+              "ApiVersion": "2010-04-01"}
+    sig = signature(token, item.get("signed_url") or url, params)
+    if item.get("bad_signature"):
+        sig = signature(token + "x", url, params)
+    data = urllib.parse.urlencode(params).encode()
+    rq = urllib.request.Request(url, data=data, method="POST", headers={
+        "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+        "X-Twilio-Signature": sig, "I-Twilio-Idempotency-Token": secrets.token_hex(8),
+        "User-Agent": "TwilioProxy/1.1"})
+    try:
+        with urllib.request.urlopen(rq, timeout=10) as r:
+            return {"status": r.status, "body": r.read().decode("utf-8", "replace"),
+                    "content_type": r.headers.get("Content-Type", ""), "sid": sid}
+    except urllib.error.HTTPError as e:
+        return {"status": e.code, "body": e.read().decode("utf-8", "replace"),
+                "content_type": e.headers.get("Content-Type", ""), "sid": sid}
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -198,6 +239,8 @@ class Handler(BaseHTTPRequestHandler):
                     if k in item:
                         n[k] = item[k]
             return self.reply(200, "{}")
+        if self.path == "/_control/inbound":
+            return self.reply(200, json.dumps(deliver_inbound(json.loads(raw or b"{}"))))
         if self.path == "/_control/reset":
             with lock:
                 script = []

@@ -4,9 +4,11 @@
  * plain and HTML mode (Persian names, Tehran zone) and once more into a
  * small buffer to drive the output cap.  Checks the engine's promises, not
  * just "no crash": a compile error has a position and a reason, a render
- * either succeeds or fails with -ENOSPC/-E2BIG, the output is valid UTF-8
- * and within the cap, HTML mode lets no '<' from the context through, and
- * nothing leaks (ASan's leak checker runs at exit).
+ * either succeeds or fails with -ENOSPC/-E2BIG (or -EINVAL with a "track:"
+ * reason and a position, for a URL the track filter refuses), the output is
+ * valid UTF-8 and within the cap, HTML mode lets no '<' from the context
+ * through, and nothing leaks (ASan's leak checker runs at exit).  The HTML
+ * render has a link hook (fuzz_link) that checks what it is given.
  * Owns nothing beyond the context built on the first call.
  * Build and run: see tests/fuzz/README.md.
  */
@@ -32,6 +34,28 @@ static const char fuzz_ctx_json[] =
 
 static json_t *fuzz_ctx;
 
+/* The track filter's hook: the URL it gets must pass tmpl_url_check (the
+ * engine checked it); it shows a fixed short link. */
+static int fuzz_link(void *arg, const char *url, size_t len, struct buf *out)
+{
+	const char *why;
+
+	if (tmpl_url_check(url, len, &why) != 0)
+		abort();
+	(*(int *)arg)++;
+	return buf_puts(out, "https://s.example/l/AbCdEfGhIj");
+}
+
+/* A render failed: only the limits, or a URL the track filter refused
+ * (then with a position and a reason naming the filter). */
+static int fuzz_render_failed_ok(int rc, const struct tmpl_error *err, const char *src)
+{
+	if (rc == -ENOSPC || rc == -E2BIG)
+		return 1;
+	return rc == -EINVAL && strncmp(err->reason, "track:", 6) == 0 && err->line >= 1 &&
+	       err->col >= 1 && err->offset < strlen(src) && strstr(src, "track");
+}
+
 /* HTML mode escapes every value a tag produces unless the tag is raw
  * ({{{x}}} or {{&x}}), so a template without '<' anywhere and without raw
  * tags can never render a '<', whatever the context holds. */
@@ -47,7 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct tmpl *t = NULL;
 	struct tmpl_error err;
 	struct tmpl_opts plain = {0, "Asia/Tehran", "fa"};
-	struct tmpl_opts html = {1, "Europe/Berlin", "en"};
+	int links = 0;
+	struct tmpl_opts html = {1, "Europe/Berlin", "en", fuzz_link, &links};
 	struct buf out;
 	char *src;
 	int rc;
@@ -77,14 +102,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	buf_init(&out, 1 << 20);
 	rc = tmpl_render(t, fuzz_ctx, &plain, &out, &err);
-	if (rc != 0 && rc != -ENOSPC && rc != -E2BIG)
+	if (rc != 0 && !fuzz_render_failed_ok(rc, &err, src))
 		abort();
 	if (rc == 0 && !utf8_valid(out.p ? out.p : "", out.len))
 		abort();
 
 	buf_reset(&out);
 	rc = tmpl_render(t, fuzz_ctx, &html, &out, &err);
-	if (rc != 0 && rc != -ENOSPC && rc != -E2BIG)
+	if (rc != 0 && !fuzz_render_failed_ok(rc, &err, src))
+		abort();
+	if (links > 0 && !strstr(src, "track"))
 		abort();
 	if (rc == 0) {
 		if (!utf8_valid(out.p ? out.p : "", out.len))
@@ -96,7 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	buf_init(&out, 48);
 	rc = tmpl_render(t, fuzz_ctx, NULL, &out, &err);
-	if (rc != 0 && rc != -ENOSPC && rc != -E2BIG)
+	if (rc != 0 && !fuzz_render_failed_ok(rc, &err, src))
 		abort();
 	if (out.len > 48)
 		abort();

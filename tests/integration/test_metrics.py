@@ -102,6 +102,14 @@ def test_metrics_strict(fx):
     posts = [v for n, l, v in fams["clubd_http_requests_total"]["samples"]
              if l.get("route") == "/v1/messages" and l.get("method") == "POST" and l.get("code") == "2xx"]
     check(posts == [6], "per-route request counter: %r" % posts)
+    # suppressions by reason, from the stats every instance shares
+    opted = c.create_contact({"name": "No SMS", "addresses": {"sms": "09120000077"},
+                              "preferences": {"consent": {"sms": False}}})
+    sup = c.send({"contact_id": opted["id"], "channel": "sms", "text": "x"})["id"]
+    wait_until(lambda: c.message(sup)["state"] == "suppressed", 20, "suppressed")
+    fams = parse(d.client(None).get("/metrics").text)
+    check(value(fams, "clubd_suppressed_total", reason="opted_out:sms") == 1,
+          "suppressions by reason: %r" % fams.get("clubd_suppressed_total"))
     # with Redis down the page still answers, without the depths
     r.stop()
     wait_until(lambda: d.client(None).get("/readyz").status == 503, 10, "redis down seen")

@@ -617,6 +617,38 @@ static int teardown(void **state)
 	return 0;
 }
 
+static void test_caps_parse(void **state)
+{
+	(void)state;
+	struct prefs_cap c[PREFS_CAPS_MAX];
+	char why[160];
+	assert_int_equal(prefs_parse_caps("", c, PREFS_CAPS_MAX, why, sizeof why), 0);
+	assert_int_equal(prefs_parse_caps("promotional:2/1d, promotional:5/7d,survey:1/12h", c,
+	                                  PREFS_CAPS_MAX, why, sizeof why),
+	                 3);
+	assert_int_equal(c[0].category, CAT_PROMOTIONAL);
+	assert_int_equal(c[0].max, 2);
+	assert_int_equal(c[0].window_ms, 86400000);
+	assert_int_equal(c[1].window_ms, 7 * 86400000LL);
+	assert_int_equal(c[2].category, CAT_SURVEY);
+	assert_int_equal(c[2].window_ms, 12 * 3600000LL);
+	const char *bad[] = {"transactional:1/1d",
+	                     "promo:1/1d",
+	                     "promotional:0/1d",
+	                     "promotional:1/10s",
+	                     "promotional:1",
+	                     "promotional",
+	                     ",",
+	                     "promotional:1/1d,,survey:1/1d",
+	                     "promotional:99999999999999/1d"};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		why[0] = '\0';
+		assert_int_equal(prefs_parse_caps(bad[i], c, PREFS_CAPS_MAX, why, sizeof why), -1);
+		assert_true(why[0] != '\0');
+	}
+	assert_int_equal(prefs_parse_caps("survey:1/1d,survey:2/2d", c, 1, why, sizeof why), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -630,6 +662,7 @@ int main(void)
 	    cmocka_unit_test(test_next_berlin_dst),
 	    cmocka_unit_test(test_decide_table),
 	    cmocka_unit_test(test_decide_time),
+	    cmocka_unit_test(test_caps_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
 }

@@ -15,13 +15,11 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -29,6 +27,7 @@
 
 #include "log.h"
 #include "redis.h"
+#include "testlib.h"
 #include "util.h"
 
 #define GUARD_MS 10000
@@ -41,70 +40,13 @@ struct env {
 
 /* ---- redis-server child ---- */
 
-static int free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(fd >= 0);
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	socklen_t l = sizeof(a);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &l), 0);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
 /* extra: NULL-terminated extra arguments. */
 static pid_t server_start(int port, const char *const *extra)
 {
-	char portstr[16];
-	snprintf(portstr, sizeof(portstr), "%d", port);
-	const char *argv[32] = {"redis-server", "--save", "",       "--appendonly", "no",
-	                        "--port",       portstr,  "--bind", "127.0.0.1",    "--daemonize",
-	                        "no",           "--dir",  "/tmp"};
-	int n = 13;
-	for (; extra && *extra && n < 30; extra++)
-		argv[n++] = *extra;
-	argv[n] = NULL;
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		int fd = open("/dev/null", O_RDWR);
-		if (fd >= 0) {
-			dup2(fd, 0);
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execv("/usr/bin/redis-server", (char *const *)argv);
-		_exit(127);
-	}
-	/* Ready when it answers anything (NOAUTH counts). */
-	for (int i = 0; i < 400; i++) {
-		int st;
-		assert_int_equal(waitpid(pid, &st, WNOHANG), 0);
-		struct timeval tv = {0, 200000};
-		redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-		if (c && !c->err) {
-			redisReply *rep = redisCommand(c, "PING");
-			if (rep) {
-				freeReplyObject(rep);
-				redisFree(c);
-				return pid;
-			}
-		}
-		if (c)
-			redisFree(c);
-		sleep_ms(25);
-	}
-	fail_msg("redis-server on port %d did not come up", port);
-	return -1;
+	pid_t pid = tl_redis_start(port, extra);
+	if (pid < 0)
+		fail_msg("redis-server on port %d did not come up", port);
+	return pid;
 }
 
 static void server_kill(pid_t *pid)
@@ -120,7 +62,7 @@ static int setup(void **state)
 {
 	struct env *e = xcalloc(1, sizeof(*e));
 	assert_int_equal(uv_loop_init(&e->loop), 0);
-	e->port = free_port();
+	e->port = tl_free_port();
 	*state = e;
 	return 0;
 }

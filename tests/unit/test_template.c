@@ -191,7 +191,8 @@ static void test_render_table(void **state)
 {
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct tmpl_opts o = {cases[i].html, cases[i].zone, cases[i].lang};
+		struct tmpl_opts o = {
+		    .html = cases[i].html, .zone = cases[i].zone, .lang = cases[i].lang};
 		render_ok(cases[i].tpl, &o, cases[i].want);
 	}
 }
@@ -389,7 +390,7 @@ static void test_output_cap(void **state)
 	/* the tag that overflowed is named; escaping counts */
 	assert_int_equal(tmpl_compile("abc\n  {{attrs.html}}", &t, &err), 0);
 	buf_init(&out, 30);
-	struct tmpl_opts html = {1, NULL, NULL};
+	struct tmpl_opts html = {.html = 1};
 	assert_int_equal(tmpl_render(t, ctx, NULL, &out, &err), 0); /* 4 + 2 + 24 */
 	buf_reset(&out);
 	assert_int_equal(tmpl_render(t, ctx, &html, &out, &err), -ENOSPC);

@@ -3,7 +3,8 @@
  * testlib.h): temporary directories and files, fake providers as child
  * processes, their JSONL records, configuring and starting one channel,
  * running and closing a libuv loop, stderr captured to a file, and the
- * SMS driver tests' group fixture.
+ * SMS driver tests' group fixture; a free loopback port and a throwaway
+ * redis-server for the tests that need a real store.
  *
  * Owns nothing global: every directory, pid, loop, channel and config
  * belongs to the test that asked for it.  Never touches the daemon's state
@@ -31,11 +32,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 
 #include "callback.h"
@@ -192,6 +197,60 @@ int tl_bound_port(int *fd)
 	socklen_t sl = sizeof sa;
 	assert_int_equal(getsockname(*fd, (struct sockaddr *)&sa, &sl), 0);
 	return ntohs(sa.sin_port);
+}
+
+int tl_free_port(void)
+{
+	int fd;
+	int port = tl_bound_port(&fd);
+	close(fd);
+	return port;
+}
+
+pid_t tl_redis_start(int port, const char *const *extra)
+{
+	char portstr[16];
+	snprintf(portstr, sizeof portstr, "%d", port);
+	const char *argv[32] = {"redis-server", "--save", "",       "--appendonly", "no",
+	                        "--port",       portstr,  "--bind", "127.0.0.1",    "--daemonize",
+	                        "no",           "--dir",  "/tmp"};
+	int n = 13;
+	for (; extra && *extra && n < 31; extra++)
+		argv[n++] = *extra;
+	argv[n] = NULL;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		int fd = open("/dev/null", O_RDWR);
+		if (fd >= 0) {
+			dup2(fd, 0);
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv("/usr/bin/redis-server", (char *const *)argv);
+		_exit(127);
+	}
+	for (int i = 0; i < 400; i++) {
+		if (waitpid(pid, NULL, WNOHANG) != 0)
+			return -1;
+		struct timeval tv = {0, 200000};
+		redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+		redisReply *rep = c && !c->err ? redisCommand(c, "PING") : NULL;
+		int ok = rep != NULL;
+		if (rep)
+			freeReplyObject(rep);
+		if (c)
+			redisFree(c);
+		if (ok)
+			return pid;
+		struct timespec ts = {0, 25000000L};
+		nanosleep(&ts, NULL);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return -1;
 }
 
 void tl_kill(pid_t pid)

@@ -95,6 +95,18 @@ void tl_fake_control(int port, const char *what, const char *json);
 /* A bound 127.0.0.1 TCP port nobody listens on (connections to it are
  * refused) while *fd stays open; fails the test when it cannot bind. */
 int tl_bound_port(int *fd);
+/* A free 127.0.0.1 TCP port (bound, read and released again); fails the
+ * test when it cannot bind. */
+int tl_free_port(void);
+/*
+ * Start /usr/bin/redis-server on 127.0.0.1:port without persistence (--dir
+ * /tmp, output to /dev/null, killed when the test process dies) with extra
+ * NULL-terminated arguments (or NULL), and wait (at most 400 tries of 25 ms)
+ * until it answers PING (an error such as NOAUTH counts).  The child's pid;
+ * -1 when it exited or did not come up (then killed and reaped).  Never
+ * asserts.  Stop it with kill(SIGKILL) / waitpid or tl_kill().
+ */
+pid_t tl_redis_start(int port, const char *const *extra);
 
 /* ---- JSON records --------------------------------------------------------- */
 

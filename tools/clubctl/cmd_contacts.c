@@ -1,15 +1,13 @@
 /*
- * cmd_contacts.c - `clubctl contacts ...`: add, get, find, edit, rm, list
- * and import, over /v1/contacts.  Builds request bodies from options (or a
- * JSON file), prints contacts as key/value listings or tables, follows
- * next_cursor for listings, and streams NDJSON imports to
- * /v1/contacts/bulk straight from the file with a progress display.
+ * cmd_contacts.c - `clubctl contacts ...`: add, get, find, edit, rm and
+ * list over /v1/contacts.  Builds request bodies from options (or a JSON
+ * file), prints contacts as key/value listings or tables and follows
+ * next_cursor for listings.  import and export are cmd_contacts_io.c's.
  *
- * Owns the JSON it builds and the import's file descriptor.  Never loads an
- * import file into memory (a 64 KiB libcurl buffer at a time) and never
- * validates contact fields itself beyond the syntax of options: the server
- * is the judge and its error names the field.  Limits: -f files up to
- * 1 MiB; listings hold one page (<= 500 contacts) at a time.
+ * Owns the JSON it builds.  Never validates contact fields itself beyond
+ * the syntax of options: the server is the judge and its error names the
+ * field.  Limits: -f files up to 1 MiB; listings hold one page (<= 500
+ * contacts) at a time.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +19,7 @@
 #include <unistd.h>
 
 #include "clubctl.h"
+#include "contacts_io.h"
 #include "http.h"
 #include "out.h"
 #include "util.h"
@@ -47,8 +46,6 @@ enum {
 	O_LIMIT,
 	O_ALL,
 	O_CURSOR,
-	O_MAX_RATE,
-	O_INTERVAL,
 	O_FILE = 'f',
 };
 
@@ -93,13 +90,6 @@ static const struct ctl_opt list_opts[] = {
     {"limit", O_LIMIT, "N", "show at most N contacts (default 50)", 0, NULL},
     {"all", O_ALL, NULL, "show every contact, following the cursor", 0, NULL},
     {"cursor", O_CURSOR, "CURSOR", "start after this contact id", 0, NULL},
-    {NULL, 0, NULL, NULL, 0, NULL},
-};
-
-static const struct ctl_opt import_opts[] = {
-    {"max-rate", O_MAX_RATE, "RATE", "upload at most RATE bytes/s (k, M suffixes)", 0, NULL},
-    {"progress-interval", O_INTERVAL, "DURATION",
-     "seconds between progress lines when stderr is not a terminal (default 5s)", 0, NULL},
     {NULL, 0, NULL, NULL, 0, NULL},
 };
 
@@ -520,334 +510,6 @@ static int run_list(struct ctl *c, const struct ctl_args *a)
 	return rc;
 }
 
-/* ---------------------------------------------------------------- import */
-
-/* Read chunks recently handed to libcurl: where each ends and how many
- * rows were read by then, to tell how many rows the sent bytes hold. */
-#define RING 16
-
-struct import {
-	struct ctl *c;
-	int fd;
-	const char *path;
-	int64_t size;  /* -1 unknown */
-	int64_t bytes; /* read from the file */
-	int64_t rows;  /* newlines read */
-	int64_t sent;  /* bytes libcurl sent */
-	struct {
-		int64_t end, rows;
-	} ring[RING];
-	unsigned nring; /* chunks recorded (the ring keeps the last RING) */
-	char last;      /* last byte read */
-	int read_errno;
-	int64_t t0, last_draw, interval_ms;
-	int tty, quiet, drawn, uploaded_drawn;
-};
-
-/* Rows in the first `sent` bytes, interpolated inside a partly sent chunk. */
-static int64_t rows_sent(const struct import *im)
-{
-	int64_t e0 = 0, r0 = 0;
-	unsigned first = im->nring > RING ? im->nring - RING : 0;
-	if (first > 0) {
-		e0 = im->ring[first % RING].end;
-		r0 = im->ring[first % RING].rows;
-		first++;
-		if (im->sent <= e0)
-			return r0;
-	}
-	for (unsigned i = first; i < im->nring; i++) {
-		int64_t e1 = im->ring[i % RING].end, r1 = im->ring[i % RING].rows;
-		if (im->sent <= e1)
-			return e1 > e0 ? r0 + (r1 - r0) * (im->sent - e0) / (e1 - e0) : r1;
-		e0 = e1;
-		r0 = r1;
-	}
-	return r0;
-}
-
-static char *human_bytes(int64_t n)
-{
-	if (n < 1024)
-		return xasprintf("%lld B", (long long)n);
-	if (n < 1024 * 1024)
-		return xasprintf("%.1f KiB", (double)n / 1024);
-	if (n < 1024LL * 1024 * 1024)
-		return xasprintf("%.1f MiB", (double)n / (1024 * 1024));
-	return xasprintf("%.2f GiB", (double)n / (1024.0 * 1024 * 1024));
-}
-
-static char *eta_text(double secs)
-{
-	long s = (long)(secs + 0.5);
-	if (s >= 3600)
-		return xasprintf("%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
-	return xasprintf("%ld:%02ld", s / 60, s % 60);
-}
-
-static int term_cols(void)
-{
-	struct winsize ws;
-	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 40)
-		return ws.ws_col;
-	return 80;
-}
-
-/*
- * One progress report on stderr: a redrawn bar on a terminal, a plain line
- * otherwise.  stage: 0 uploading, 1 uploaded (waiting for the answer),
- * 2 answered.
- */
-static void draw(struct import *im, int stage)
-{
-	int64_t now = mono_ms();
-	double el = (double)(now - im->t0) / 1000.0;
-	if (el < 0.001)
-		el = 0.001;
-	int64_t bytes = stage ? im->bytes : im->sent;
-	int64_t rows = stage ? im->rows : rows_sent(im);
-	double bps = (double)bytes / el, rps = (double)rows / el;
-	int known = im->size > 0;
-	double frac = known ? (double)bytes / (double)im->size : 0;
-	char *sent = human_bytes(bytes), *total = known ? human_bytes(im->size) : NULL;
-	char *rate = human_bytes((int64_t)bps);
-	char *eta = known && bps > 0 && stage == 0 && el >= 0.5
-	                ? eta_text((double)(im->size - bytes) / bps)
-	                : NULL;
-	static const char *const tail[] = {"", "; sent, waiting for the server", "; done"};
-
-	if (im->tty) {
-		struct buf b;
-		buf_init(&b, 0);
-		buf_append(&b, "", 0);
-		int cols = term_cols(), wide = cols >= 100;
-		if (known) {
-			int bar = wide ? 30 : 10, fill = (int)(frac * bar + 0.5);
-			buf_puts(&b, "[");
-			for (int i = 0; i < bar; i++)
-				buf_puts(&b, i < fill ? "#" : "-");
-			buf_printf(&b, "] %3d%% %s/%s", (int)(frac * 100 + 0.5), sent, total);
-		} else {
-			buf_printf(&b, "%s", sent);
-		}
-		buf_printf(&b, " %lld rows %.0f rows/s", (long long)rows, rps);
-		if (wide)
-			buf_printf(&b, " %s/s", rate);
-		if (eta)
-			buf_printf(&b, " ETA %s", eta);
-		buf_puts(&b, stage == 1 ? " sent; waiting" : stage == 2 ? " done" : "");
-		/* never wrap: a wrapped line cannot be redrawn with \r */
-		char *fit = out_fit(b.p, (size_t)cols - 1);
-		fprintf(stderr, "\r%s\033[K", fit);
-		free(fit);
-		buf_free(&b);
-		im->drawn = 1;
-	} else {
-		struct buf b;
-		buf_init(&b, 0);
-		buf_append(&b, "", 0);
-		if (known)
-			buf_printf(&b, "import: %s of %s (%d%%)", sent, total,
-			           (int)(frac * 100 + 0.5));
-		else
-			buf_printf(&b, "import: %s", sent);
-		buf_printf(&b, ", %lld rows sent, %.0f rows/s, %s/s", (long long)rows, rps, rate);
-		if (eta)
-			buf_printf(&b, ", ETA %s", eta);
-		buf_puts(&b, tail[stage]);
-		fprintf(stderr, "%s\n", b.p);
-		buf_free(&b);
-	}
-	fflush(stderr);
-	im->last_draw = now;
-	free(sent);
-	free(total);
-	free(rate);
-	free(eta);
-}
-
-static size_t import_read(char *dst, size_t n, void *arg)
-{
-	struct import *im = arg;
-	ssize_t got;
-	do
-		got = read(im->fd, dst, n);
-	while (got < 0 && errno == EINTR);
-	if (got < 0) {
-		im->read_errno = errno;
-		return HTTP_READ_ABORT;
-	}
-	for (ssize_t i = 0; i < got; i++)
-		if (dst[i] == '\n')
-			im->rows++;
-	if (got > 0) {
-		im->last = dst[got - 1];
-		im->bytes += got;
-		im->ring[im->nring % RING].end = im->bytes;
-		im->ring[im->nring % RING].rows = im->rows;
-		im->nring++;
-	}
-	return (size_t)got;
-}
-
-static int import_progress(void *arg, int64_t sent)
-{
-	struct import *im = arg;
-	im->sent = sent;
-	if (im->quiet)
-		return 0;
-	int64_t now = mono_ms();
-	int uploaded = im->size >= 0 && sent >= im->size;
-	if (uploaded && !im->uploaded_drawn) {
-		im->uploaded_drawn = 1;
-		draw(im, 1);
-	} else if (!uploaded && now - im->last_draw >= (im->tty ? 100 : im->interval_ms)) {
-		draw(im, 0);
-	}
-	return 0;
-}
-
-static int parse_rate(const char *s, int64_t *out)
-{
-	size_t n = strlen(s);
-	int64_t mult = 1, v;
-	if (n > 1 && (s[n - 1] == 'k' || s[n - 1] == 'K'))
-		mult = 1024;
-	else if (n > 1 && (s[n - 1] == 'm' || s[n - 1] == 'M'))
-		mult = 1024 * 1024;
-	char *num = xstrndup(s, mult > 1 ? n - 1 : n);
-	int rc = parse_i64(num, 1, INT64_MAX / (1024 * 1024), &v);
-	free(num);
-	if (rc < 0)
-		return rc;
-	*out = v * mult;
-	return 0;
-}
-
-static void print_import_result(struct ctl *c, const json_t *r, double secs, int64_t rows)
-{
-	json_t *errs = json_object_get(r, "errors"), *e;
-	json_int_t failed = json_integer_value(json_object_get(r, "failed"));
-	size_t i;
-
-	printf("created %lld, updated %lld, failed %lld (%lld lines sent in %.1fs)\n",
-	       (long long)json_integer_value(json_object_get(r, "created")),
-	       (long long)json_integer_value(json_object_get(r, "updated")), (long long)failed,
-	       (long long)rows, secs);
-	if (json_array_size(errs) == 0)
-		return;
-	static const char *const head[] = {"LINE", "FIELD", "REASON"};
-	struct out_table *t = out_table_new(head, 3);
-	out_table_align(t, 0, OUT_RIGHT);
-	json_array_foreach(errs, i, e)
-	{
-		char *line =
-		    xasprintf("%lld", (long long)json_integer_value(json_object_get(e, "line")));
-		const char *row[] = {line, ctl_jstr(e, "field"), ctl_jstr(e, "reason")};
-		out_table_add(t, row);
-		free(line);
-	}
-	fputc('\n', stdout);
-	out_table_flush(t, stdout);
-	out_table_free(t);
-	if ((json_int_t)json_array_size(errs) < failed)
-		printf("(%zu of %lld refused lines listed)\n", json_array_size(errs),
-		       (long long)failed);
-	(void)c;
-}
-
-static int run_import(struct ctl *c, const struct ctl_args *a)
-{
-	struct import im = {.c = c, .path = a->pos[0], .size = -1, .last = '\n'};
-	struct http_req rq = {
-	    .method = "POST", .path = "/v1/contacts/bulk", .ctype = "application/x-ndjson"};
-	struct http_resp rs;
-	const char *v;
-	int64_t rate = 0;
-	int rc = CTL_OK;
-
-	im.interval_ms = 5000;
-	if ((v = ctl_arg(a, O_MAX_RATE)) && parse_rate(v, &rate) < 0)
-		return ctl_usage(c, "--max-rate: bytes per second such as 500k or 2M expected");
-	if ((v = ctl_arg(a, O_INTERVAL)) &&
-	    (parse_duration_ms(v, &im.interval_ms) < 0 || im.interval_ms < 100)) {
-		int64_t secs;
-		if (parse_i64(v, 1, 86400, &secs) < 0)
-			return ctl_usage(c, "--progress-interval: a duration such as 5s expected");
-		im.interval_ms = secs * 1000;
-	}
-	if (strcmp(im.path, "-") == 0) {
-		im.fd = STDIN_FILENO;
-	} else {
-		im.fd = open(im.path, O_RDONLY | O_CLOEXEC);
-		if (im.fd < 0)
-			return ctl_fail(CTL_EUSAGE, "cannot open %s: %s", im.path, strerror(errno));
-	}
-	struct stat st;
-	if (fstat(im.fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-		rc = ctl_fail(CTL_EUSAGE, "%s is a directory", im.path);
-		goto out;
-	}
-	if (fstat(im.fd, &st) == 0 && S_ISREG(st.st_mode)) {
-		im.size = (int64_t)st.st_size;
-		posix_fadvise(im.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	}
-	im.tty = c->tty_err;
-	im.quiet = c->quiet;
-	im.t0 = mono_ms();
-	im.last_draw = im.tty ? 0 : im.t0; /* plain lines: the first after one interval */
-	rq.read = import_read;
-	rq.size = im.size;
-	rq.progress = import_progress;
-	rq.arg = &im;
-	rq.max_send_bps = rate;
-	rq.stall_timeout = 1;
-	if (http_do(ctl_http(c), &rq, &rs) < 0) {
-		if (im.drawn)
-			fputc('\n', stderr);
-		if (im.read_errno)
-			rc = ctl_fail(CTL_EUSAGE, "cannot read %s: %s", im.path,
-			              strerror(im.read_errno));
-		else
-			rc = ctl_conn_error(c, rs.err);
-		http_resp_free(&rs);
-		goto out;
-	}
-	if (im.bytes > 0 && im.last != '\n')
-		im.rows++; /* a last line without a newline */
-	/* a terminal gets the bar's final state; plain output already said
-	 * "sent" and the summary follows */
-	if (!im.quiet && (im.tty || !im.uploaded_drawn)) {
-		draw(&im, 2);
-		if (im.tty)
-			fputc('\n', stderr);
-	}
-	double secs = (double)(mono_ms() - im.t0) / 1000.0;
-	if (rs.status < 200 || rs.status > 299) {
-		rc = ctl_api_error(c, rs.status, rs.body.p, rs.body.len);
-	} else {
-		json_t *r = json_loadb(rs.body.p ? rs.body.p : "", rs.body.len, 0, NULL);
-		if (!json_is_object(r)) {
-			rc = ctl_fail(CTL_EAPI, "the server's answer is not a JSON object");
-		} else {
-			if (c->json)
-				ctl_print_json(r);
-			else
-				print_import_result(c, r, secs, im.rows);
-			json_int_t failed = json_integer_value(json_object_get(r, "failed"));
-			if (failed > 0)
-				rc = ctl_fail(CTL_EAPI, "%lld line%s refused", (long long)failed,
-				              failed == 1 ? "" : "s");
-		}
-		json_decref(r);
-	}
-	http_resp_free(&rs);
-out:
-	if (im.fd != STDIN_FILENO)
-		close(im.fd);
-	return rc;
-}
-
 static const struct ctl_cmd contacts_cmds[] = {
     {"add", NULL, 0, 0, "create a contact",
      "Fields come from the options, on top of the JSON object in -f FILE when given.\n"
@@ -867,16 +529,10 @@ static const struct ctl_cmd contacts_cmds[] = {
      "Shows the first 50 contacts, or --limit N, or --all (pages of 500 are fetched\n"
      "one after the other; --json prints them as one {\"items\":[...]} document).",
      list_opts, run_list},
-    {"import", "FILE", 1, 1, "bulk create/update contacts from an NDJSON file",
-     "Streams FILE (one contact JSON object per line; - for stdin) to\n"
-     "POST /v1/contacts/bulk without loading it into memory.  A line with \"id\"\n"
-     "updates that contact; otherwise a line updates the contact owning one of its\n"
-     "addresses, or creates one.  On a terminal a progress bar shows bytes and rows\n"
-     "sent, rate and ETA; otherwise a line is printed every --progress-interval.\n"
-     "The server checks every line and answers at the end: the summary and the\n"
-     "refused lines (line number, field, reason) are printed then.  Exits 1 when\n"
-     "any line was refused.",
-     import_opts, run_import},
+    {"import", "FILE", 1, 1, CTL_IMPORT_SUMMARY, CTL_IMPORT_HELP, ctl_import_opts,
+     ctl_contacts_import},
+    {"export", NULL, 0, 0, CTL_EXPORT_SUMMARY, CTL_EXPORT_HELP, ctl_export_opts,
+     ctl_contacts_export},
     {NULL, NULL, 0, 0, NULL, NULL, NULL, NULL},
 };
 

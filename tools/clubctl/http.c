@@ -7,7 +7,7 @@
  * printed, never passed to another process, and the header copy is zeroed
  * before it is freed.  Never follows redirects (the token would follow) and
  * speaks only http and https.  Limits: blocking, one request at a time,
- * answers up to HTTP_MAX_ANSWER bytes.
+ * answers up to HTTP_MAX_ANSWER bytes (unless they go to a sink).
  */
 #include "http.h"
 
@@ -30,6 +30,8 @@ struct xfer {
 	const struct http_req *rq;
 	struct http_resp *rs;
 	int overflow;
+	CURL *curl;
+	int sink_failed;
 };
 
 struct http *http_new(const char *base_url, const char *token, int64_t timeout_ms)
@@ -98,6 +100,17 @@ const char *http_version(void)
 static size_t on_write(char *p, size_t size, size_t n, void *arg)
 {
 	struct xfer *x = arg;
+	if (x->rq->sink) {
+		long status = 0;
+		curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status);
+		if (status >= 200 && status <= 299) {
+			if (x->rq->sink(p, size * n, x->rq->arg) != 0) {
+				x->sink_failed = 1;
+				return 0;
+			}
+			return size * n;
+		}
+	}
 	if (buf_append(&x->rs->body, p, size * n) < 0) {
 		x->overflow = 1;
 		return 0;
@@ -137,7 +150,7 @@ static void wipe_list(struct curl_slist *l)
 int http_do(struct http *h, const struct http_req *rq, struct http_resp *rs)
 {
 	CURL *c = h->curl;
-	struct xfer x = {.rq = rq, .rs = rs};
+	struct xfer x = {.rq = rq, .rs = rs, .curl = c};
 	struct curl_slist *hdrs = NULL;
 	char errbuf[CURL_ERROR_SIZE] = "";
 	char *url = xasprintf("%s%s", h->base, rq->path);
@@ -217,6 +230,8 @@ int http_do(struct http *h, const struct http_req *rq, struct http_resp *rs)
 		if (x.overflow)
 			snprintf(rs->err, sizeof rs->err, "answer larger than %u bytes",
 			         HTTP_MAX_ANSWER);
+		else if (x.sink_failed)
+			snprintf(rs->err, sizeof rs->err, "cannot write the answer out");
 		else
 			snprintf(rs->err, sizeof rs->err, "%s",
 			         errbuf[0] ? errbuf : curl_easy_strerror(res));

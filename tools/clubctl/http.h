@@ -35,6 +35,10 @@ struct http_req {
 	void *arg;
 	int64_t max_send_bps; /* upload rate cap, 0 = none */
 	int stall_timeout;    /* timeout = no progress for that long, not total */
+	/* The body of a 2xx answer goes to sink as it arrives instead of the
+	 * capped buffer (exports of any size); non-zero from sink aborts.
+	 * Error answers still land in the buffer. */
+	int (*sink)(const char *p, size_t n, void *arg);
 };
 
 struct http_resp {
