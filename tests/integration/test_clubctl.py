@@ -683,3 +683,32 @@ def test_clubctl_token_not_in_cmdline(fx):
     check(all(tok.encode() not in s for s in later), "the token is visible in /proc/PID/cmdline")
     check(all(b"contacts\0import" in s for s in later), "cmdline samples look wrong: %r" % later[:1])
     check(tok.encode() not in out + err, "token in output")
+
+
+@timeout(60)
+def test_clubctl_contact_timeline_export_erase(fx):
+    """contacts timeline, export ID (one person's data) and erase."""
+    r = fx.redis()
+    s = fx.sink()
+    d = fx.clubd(r, s)
+    mk = d.client("marketer")
+    cid = mk.create_contact({"name": "سارا", "addresses": {"sms": "09121110000"}})["id"]
+    m = mk.send({"contact_id": cid, "channel": "sms", "text": "hello"})["id"]
+    wait_until(lambda: mk.message(m)["state"] == "sent", 20, "sent")
+    c = Ctl(fx, d.port, role="admin")
+    out = c.run("contacts", "timeline", cid, want=0).out
+    check(out.splitlines()[0].split() == ["AT", "TYPE", "DETAILS"] and "message" in out
+          and "state=sent" in out, "timeline: %r" % out)
+    j = c.run("--json", "contacts", "timeline", cid, want=0).json()
+    check(j["items"] and j["items"][0]["type"] == "message", "timeline json %r" % j)
+    c.run("contacts", "timeline", cid, "--limit", "0", want=2)
+    doc = c.run("contacts", "export", cid, want=0).json()
+    check(doc["contact"]["addresses"]["sms"] == "+989121110000" and
+          any(x["id"] == m for x in doc["messages"]), "export: %r" % list(doc))
+    check("forbidden" in c.run("contacts", "erase", cid, role="marketer", want=1).err,
+          "erase needs admin")
+    out = c.run("contacts", "erase", cid, want=0).out
+    check(out.startswith("erased contact " + cid), "erase: %r" % out)
+    check(c.run("contacts", "get", cid, want=1).err, "gone")
+    check(c.run("--json", "contacts", "erase", cid, want=1).json()["error"]["code"] == "not_found",
+          "erase twice -> not found")

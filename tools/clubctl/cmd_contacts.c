@@ -86,6 +86,11 @@ static const struct ctl_opt find_opts[] = {
     {NULL, 0, NULL, NULL, 0, NULL},
 };
 
+static const struct ctl_opt timeline_opts[] = {
+    {"limit", O_LIMIT, "N", "entries to show, 1..500 (default 50)", 0, NULL},
+    {NULL, 0, NULL, NULL, 0, NULL},
+};
+
 static const struct ctl_opt list_opts[] = {
     {"limit", O_LIMIT, "N", "show at most N contacts (default 50)", 0, NULL},
     {"all", O_ALL, NULL, "show every contact, following the cursor", 0, NULL},
@@ -356,6 +361,99 @@ static int run_rm(struct ctl *c, const struct ctl_args *a)
 	return CTL_OK;
 }
 
+/* erase: the person's data goes, not just the record (DELETE ?erase=true) */
+static int run_erase(struct ctl *c, const struct ctl_args *a)
+{
+	json_t *ans;
+	char *path = ctl_path(c, "/v1/contacts/", a->pos[0], "?erase=true");
+	int rc = ctl_api(c, "DELETE", path, NULL, NULL, &ans, NULL);
+	free(path);
+	json_decref(ans);
+	if (rc != CTL_OK)
+		return rc;
+	if (c->json) {
+		json_t *j = json_pack("{s:s, s:b}", "id", a->pos[0], "erased", 1);
+		ctl_print_json(j);
+		json_decref(j);
+	} else if (!c->quiet) {
+		char *id = out_clean(a->pos[0]);
+		printf("erased contact %s and everything held about them\n", id);
+		free(id);
+	}
+	return CTL_OK;
+}
+
+/* timeline: newest first, one page (--limit), as a table or the API's JSON */
+static int run_timeline(struct ctl *c, const struct ctl_args *a)
+{
+	const char *lim = ctl_arg(a, O_LIMIT);
+	int64_t n = 50;
+	if (lim && parse_i64(lim, 1, 500, &n) < 0)
+		return ctl_usage(c, "--limit: 1..500");
+	char q[32];
+	snprintf(q, sizeof q, "/timeline?limit=%lld", (long long)n);
+	char *path = ctl_path(c, "/v1/contacts/", a->pos[0], q);
+	json_t *ans;
+	int rc = ctl_api(c, "GET", path, NULL, NULL, &ans, NULL);
+	free(path);
+	if (rc != CTL_OK)
+		return rc;
+	if (c->json) {
+		ctl_print_json(ans);
+		json_decref(ans);
+		return CTL_OK;
+	}
+	static const char *const head[] = {"AT", "TYPE", "DETAILS"};
+	struct out_table *t = out_table_new(head, 3);
+	out_table_max(t, 2, 90);
+	size_t i;
+	json_t *e;
+	json_array_foreach(json_object_get(ans, "items"), i, e)
+	{
+		char *at = out_time(ctl_jstr(e, "at"));
+		struct buf d;
+		buf_init(&d, 4096);
+		const char *k;
+		json_t *v;
+		json_object_foreach(e, k, v)
+		{
+			if (!strcmp(k, "id") || !strcmp(k, "at") || !strcmp(k, "type"))
+				continue;
+			char *val = json_is_string(v)
+			                ? xstrdup(json_string_value(v))
+			                : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+			buf_printf(&d, "%s%s=%s", d.len ? " " : "", k, val ? val : "");
+			free(val);
+		}
+		char *det = out_clean(d.p ? d.p : "");
+		const char *row[] = {at, ctl_jstr(e, "type"), det};
+		out_table_add(t, row);
+		free(det);
+		free(at);
+		buf_free(&d);
+	}
+	out_table_flush(t, stdout);
+	out_table_free(t);
+	json_decref(ans);
+	return CTL_OK;
+}
+
+/* export ID: everything held about one person (GET /v1/contacts/{id}/export,
+ * admin); without ID: the bulk export of contacts_io.c */
+static int run_export(struct ctl *c, const struct ctl_args *a)
+{
+	if (a->npos == 0)
+		return ctl_contacts_export(c, a);
+	json_t *ans;
+	char *path = ctl_path(c, "/v1/contacts/", a->pos[0], "/export");
+	int rc = ctl_api(c, "GET", path, NULL, NULL, &ans, NULL);
+	free(path);
+	if (rc == CTL_OK)
+		ctl_print_json(ans);
+	json_decref(ans);
+	return rc;
+}
+
 static int run_find(struct ctl *c, const struct ctl_args *a)
 {
 	static const struct {
@@ -525,14 +623,22 @@ static const struct ctl_cmd contacts_cmds[] = {
      "--unset clears a field.",
      edit_opts, run_edit},
     {"rm", "ID", 1, 1, "delete a contact (admin token)", NULL, NULL, run_rm},
+    {"erase", "ID", 1, 1, "erase a person: contact, addresses, timeline, replies (admin)",
+     "DELETE /v1/contacts/ID?erase=true: everything held about the person goes (see\n"
+     "docs/privacy.md); aggregate counters stay.",
+     NULL, run_erase},
+    {"timeline", "ID", 1, 1, "the contact's 360-degree timeline, newest first",
+     "Sent, delivered, replies, answers, entries, points and events.", timeline_opts, run_timeline},
     {"list", NULL, 0, 0, "list contacts in creation order",
      "Shows the first 50 contacts, or --limit N, or --all (pages of 500 are fetched\n"
      "one after the other; --json prints them as one {\"items\":[...]} document).",
      list_opts, run_list},
     {"import", "FILE", 1, 1, CTL_IMPORT_SUMMARY, CTL_IMPORT_HELP, ctl_import_opts,
      ctl_contacts_import},
-    {"export", NULL, 0, 0, CTL_EXPORT_SUMMARY, CTL_EXPORT_HELP, ctl_export_opts,
-     ctl_contacts_export},
+    {"export", "[ID]", 0, 1, CTL_EXPORT_SUMMARY "; with ID, one person's data",
+     CTL_EXPORT_HELP "\nWith ID: everything held about that person as one JSON document\n"
+                     "(GET /v1/contacts/ID/export, admin token).",
+     ctl_export_opts, run_export},
     {NULL, NULL, 0, 0, NULL, NULL, NULL, NULL},
 };
 
