@@ -176,6 +176,13 @@ local function enter(rid, cid, method, ref, code, count, amount, cur, by)
                             contact_entries = have + count, capped = capped, at = now,
                             points = spent})
   redis.call('HSET', P .. 'rfk:' .. rid, ik, ans)
+  -- the erasure registry (contact_erase.lua): the entry, the per-contact counts, the used
+  -- code and the stored answer.  A drawn raffle's draw record (rfd:) is the public audit
+  -- trail the verifier re-runs and is kept (docs/privacy.md).
+  local reg = {'x rfl:' .. rid .. '\t' .. eid, 'h rfn:' .. rid, 'h rfw:' .. rid,
+               'h rfk:' .. rid .. '\t' .. ik}
+  if method == 'code' then reg[#reg + 1] = 'h rfu:' .. rid .. '\t' .. code end
+  redis.call('SADD', P .. 'cx:' .. cid, unpack(reg))
   return 'ok', ans
 end
 

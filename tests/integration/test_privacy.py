@@ -27,8 +27,9 @@ import json
 import os
 import subprocess
 import urllib.parse
+import time
 
-from harness import CLUBD, Client, check, timeout, wait_state, wait_until, write_config
+from harness import CLUBD, Client, check, rfc3339, timeout, wait_state, wait_until, write_config
 
 P = "clubd:"
 SECRET = "callback-secret-for-tests-0123456789"
@@ -196,6 +197,14 @@ def test_export_then_erase_leaves_nothing(fx):
     check(x.status == 200 and x.json["sent"] >= 1, "survey launch -> %r" % x)
     kannel(d, PHONE_LOCAL, SURVEY_ANSWER, "mo-sv")
     wait_until(lambda: rc.hget(P + "svs:pv", "completed") == "1", 15, "the survey answered")
+    # an entry in a raffle not yet drawn (with a single-use code)
+    now = time.time()
+    x = mk.post("/v1/raffles", {"id": "pr", "name": "قرعه‌کشی", "prize": "سفر",
+                                "starts_at": rfc3339(now - 60), "ends_at": rfc3339(now + 3600),
+                                "methods": ["code"], "codes": ["QZ77"], "winners": 1})
+    check(x.status == 201, "raffle -> %r" % x)
+    x = mk.post("/v1/raffles/pr/entries", {"contact_id": cid, "method": "code", "code": "QZ77"})
+    check(x.status in (200, 201), "raffle entry -> %r" % x)
     # a reply (attributed to the campaign), then an opt-out with its confirmation
     kannel(d, PHONE_LOCAL, REPLY, "mo-1")
     kannel(d, PHONE_LOCAL, "STOP", "mo-2")
