@@ -122,7 +122,7 @@ check: deps
 	sh tests/run-suite $(B)
 	$(MAKE) asan
 	sh tests/run-suite build-asan
-	$(MAKE) fuzz FUZZ_SECONDS=20
+	$(MAKE) fuzz FUZZ_SECONDS=10
 	sh tests/summary build/.results build-asan/.results
 
 check-unit: all
