@@ -775,19 +775,30 @@ static void add_lift(json_t *o, const struct camp_arm *a, const struct camp_arm 
 	                        : json_null());
 }
 
-static json_t *stats_json(const redisReply *cp, const redisReply *cs)
+/* The campaign fields the report needs, copied out of its HGETALL (the
+ * reply is gone by the time the counters arrive). */
+static const char *const report_fields[] = {"id",       "name",     "state", "reason",
+                                            "currency", "budget_c", "json"};
+
+static const char *cp_str(const json_t *cp, const char *f)
+{
+	return json_string_value(json_object_get(cp, f));
+}
+
+static json_t *stats_json(const json_t *cp, const redisReply *cs)
 {
 	json_t *o = json_object();
-	json_object_set_new(o, "id", json_string(hash_get(cp, "id") ? hash_get(cp, "id") : ""));
-	json_object_set_new(o, "name",
-	                    json_string(hash_get(cp, "name") ? hash_get(cp, "name") : ""));
+	json_object_set_new(o, "id", json_string(cp_str(cp, "id") ? cp_str(cp, "id") : ""));
+	json_object_set_new(o, "name", json_string(cp_str(cp, "name") ? cp_str(cp, "name") : ""));
 	json_object_set_new(o, "state",
-	                    json_string(hash_get(cp, "state") ? hash_get(cp, "state") : ""));
-	const char *reason = hash_get(cp, "reason");
+	                    json_string(cp_str(cp, "state") ? cp_str(cp, "state") : ""));
+	const char *reason = cp_str(cp, "reason");
 	json_object_set_new(o, "reason", reason && *reason ? json_string(reason) : json_null());
-	const char *cur = hash_get(cp, "currency");
+	const char *cur = cp_str(cp, "currency");
 	json_object_set_new(o, "currency", cur ? json_string(cur) : json_null());
-	int64_t budget = hash_get_i64(cp, "budget_c", 0);
+	int64_t budget = 0;
+	if (cp_str(cp, "budget_c") && parse_i64(cp_str(cp, "budget_c"), 0, INT64_MAX, &budget) < 0)
+		budget = 0;
 	json_object_set_new(o, "budget", budget ? money_json(budget) : json_null());
 	struct camp_arm tot, ctl, a;
 	json_t *t = arm_json(cs, NULL, &tot);
@@ -802,7 +813,7 @@ static json_t *stats_json(const redisReply *cp, const redisReply *cs)
 	json_t *control = arm_json(cs, "control", &ctl);
 	/* the arms: every "X:targeted" other than control */
 	json_t *arms = json_array();
-	json_t *def = json_or_null(hash_get(cp, "json"));
+	json_t *def = json_or_null(cp_str(cp, "json"));
 	struct campaign c;
 	const char *f, *r;
 	if (camp_parse(def, &c, &f, &r) == 0) {
@@ -825,7 +836,7 @@ struct stats_ctx {
 	struct api_req *rq;
 	char ids[COMPARE_MAX][72];
 	int n, i;
-	json_t *cp_json; /* the campaign hash, flat, until its counters arrive */
+	json_t *cp_json; /* report_fields of the campaign, until its counters arrive */
 	json_t *out;     /* array for compare */
 	int compare;
 	struct app *app;
@@ -854,34 +865,14 @@ static void on_cp(struct redis *r, redisReply *rep, void *arg)
 		free(x);
 		return;
 	}
-	/* keep the hash as a flat JSON array of strings until cs: arrives */
-	json_t *flat = json_array();
-	for (size_t i = 0; i < rep->elements; i++)
-		json_array_append_new(
-		    flat,
-		    json_string(reply_str(rep->element[i]) ? reply_str(rep->element[i]) : ""));
-	x->cp_json = flat;
-	store_camp_stats(x->app->st, x->ids[x->i], on_cs, x);
-}
-
-/* A fake HGETALL reply over a flat JSON array, for hash_get. */
-static redisReply *flat_reply(json_t *flat, redisReply *store, redisReply **elems, size_t max)
-{
-	size_t n = json_array_size(flat);
-	if (n > max)
-		n = max;
-	memset(store, 0, sizeof *store);
-	store->type = REDIS_REPLY_ARRAY;
-	store->elements = n;
-	store->element = elems;
-	for (size_t i = 0; i < n; i++) {
-		redisReply *e = xcalloc(1, sizeof *e);
-		e->type = REDIS_REPLY_STRING;
-		e->str = (char *)json_string_value(json_array_get(flat, i));
-		e->len = strlen(e->str);
-		elems[i] = e;
+	json_t *cp = json_object();
+	for (size_t i = 0; i < ARRAY_SIZE(report_fields); i++) {
+		const char *v = hash_get(rep, report_fields[i]);
+		if (v)
+			json_object_set_new(cp, report_fields[i], json_string(v));
 	}
-	return store;
+	x->cp_json = cp;
+	store_camp_stats(x->app->st, x->ids[x->i], on_cs, x);
 }
 
 static void on_cs(struct redis *r, redisReply *rep, void *arg)
@@ -896,11 +887,7 @@ static void on_cs(struct redis *r, redisReply *rep, void *arg)
 		free(x);
 		return;
 	}
-	redisReply cp, *elems[128];
-	flat_reply(x->cp_json, &cp, elems, 128);
-	json_t *st = stats_json(&cp, rep);
-	for (size_t i = 0; i < cp.elements; i++)
-		free(elems[i]);
+	json_t *st = stats_json(x->cp_json, rep);
 	json_decref(x->cp_json);
 	x->cp_json = NULL;
 	if (!x->compare) {

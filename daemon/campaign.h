@@ -110,8 +110,8 @@ struct camp_arm {
 	int64_t targeted, sent, delivered, failed, suppressed, replies, clicks, clickers, purchases,
 	    revenue_c, cost_micros;
 };
-/* ROI = (revenue - cost) / cost; lift = arm's revenue per targeted contact
- * minus control's, relative to control's (NaN-free: 0 when undefined). */
+/* ROI = (revenue - cost) / cost (0 without cost); rates are num / den (0
+ * without a base).  Lift over the control group is api_campaigns.c's. */
 double camp_roi(const struct camp_arm *a);
 double camp_rate(int64_t num, int64_t den);
 

@@ -113,6 +113,11 @@ def test_campaign_variants_control_and_stats(fx):
     cmp = mk2.get("/v1/campaigns/compare?ids=%s,%s" % (cid, cid))
     check(cmp.status == 200 and len(cmp.json["campaigns"]) == 2, "compare %r" % cmp)
     check(mk2.get("/v1/campaigns/compare?ids=a,,b").status == 400, "bad compare ids")
+    eleven = ",".join([cid] * 11)
+    x = mk2.get("/v1/campaigns/compare?ids=" + eleven)
+    check(x.status == 400 and x.err_field() == "ids", "at most 10 to compare: %r" % x)
+    x = mk2.get("/v1/campaigns/compare?ids=" + ",".join([cid] * 10))
+    check(x.status == 200 and len(x.json["campaigns"]) == 10, "10 to compare")
     check(mk2.get("/v1/campaigns/nope/stats").status == 404, "unknown campaign")
 
 
