@@ -11,7 +11,8 @@
  * and a timer looks every second, so a reply recorded just before a crash
  * (kill -9 between the record and the ticket) becomes a ticket when any
  * instance looks next; an entry opened twice (two instances, a repeat after
- * a crash) stays one ticket (P tki:{entry}).  Routing is desk.c's.
+ * a crash) stays one ticket (the open script passes entries at or before
+ * the cursor).  Routing is desk.c's.
  *
  * Notifications: P deskq holds one item per (ticket, event, target kind),
  * claimed under a lease, so a crash mid-send is retried by any instance:

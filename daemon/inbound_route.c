@@ -2,20 +2,24 @@
  * inbound_route.c - the inbound router through the store (inbound_route.h).
  *
  * One message: classify (the [inbound] keyword lists, cached per config) ->
- * for a plain text, the stages in router order (inbound.h; only when a slot
- * is filled: one 'peek' round trip gives the dedupe state and the contact)
- * -> lua/inbound.lua 'record' (dedupe, audit, contact or lead, consent,
- * attribution, timeline, getUpdates offset) -> for opt-out/opt-in/help the
- * confirmation through store_msg_create() (category transactional, on the
- * channel the customer used, idempotency key inbound-reply:{prov}:{id} so
- * a provider retry never sends it twice) -> the caller's callback.
+ * lua/inbound.lua 'batch' (dedupe, audit, contact or lead, consent,
+ * attribution, timeline, getUpdates offset; messages arriving together
+ * share one script call) -> when the script says a router stage may take a
+ * plain text (an open survey conversation, an open raffle: inbound.h), the
+ * stages in router order, then the record again, told not to ask -> for
+ * opt-out/opt-in/help the confirmation through store_msg_create() (category
+ * transactional, on the channel the customer used, idempotency key
+ * inbound-reply:{prov}:{id} so a provider retry never sends it twice) ->
+ * the caller's callback.
  *
- * Owns: the per-message context (freed after the callback), the keyword
- * cache and the process-wide inbound counters.  Knows no key names (the
- * script does).  Never logs texts, numbers or chat ids.
+ * Owns: the per-message context (freed after the callback), the record
+ * queue and its batches, the keyword cache and the process-wide inbound
+ * counters.  Knows no key names (the script does).  Never logs texts,
+ * numbers or chat ids.
  *
  * Limits: texts INBOUND_TEXT_MAX; provider ids remembered 7 days; the audit
- * stream capped at INBOUND_AUDIT_MAX entries.
+ * stream capped at INBOUND_AUDIT_MAX entries; ROUTE_BATCH messages per
+ * script call, ROUTE_INFLIGHT calls in flight (the rest wait in order).
  */
 #include "inbound_route.h"
 
@@ -130,6 +134,9 @@ struct route {
 	char lang[40];
 	char reply_to[80]; /* the message an email names (inbound_route_reply), "" */
 	struct inbound_result res;
+	struct route *next;      /* the record queue */
+	int ask;                 /* the record may answer 'stage' */
+	char new_id[ID_LEN + 1]; /* the id a lead gets */
 };
 
 static void finish(struct route *r, int err)
@@ -226,29 +233,56 @@ static void confirm(struct route *r)
 	store_msg_create(r->st, &m, r->res.confirm_id, on_confirmed, r);
 }
 
-static void on_recorded(struct redis *rd, redisReply *rep, void *arg)
+/* ---- the record, in batches ---------------------------------------------------- */
+
+/*
+ * Every message goes through one 'batch' item of lua/inbound.lua.  Items
+ * wait in one queue; a batch leaves at once while fewer than
+ * ROUTE_INFLIGHT batches are in flight, else when one comes back, so under
+ * load the messages that arrived meanwhile share one script call (one
+ * round trip, one script run) and an idle router adds no delay.
+ */
+#define ROUTE_BATCH    128 /* items per script call */
+#define ROUTE_INFLIGHT 2   /* batches in flight */
+
+static struct route *q_head, **q_tail = &q_head;
+static int inflight;
+
+struct batch {
+	size_t n;
+	struct route *r[ROUTE_BATCH];
+};
+
+static void flush(void);
+static void next_stage(struct route *r);
+
+static void recorded(struct route *r, const redisReply *e)
 {
-	(void)rd;
-	struct route *r = arg;
-	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 7) {
-		if (rep && rep->type == REDIS_REPLY_ERROR)
-			log_err("inbound", "record failed error=%s", log_q(rep->str));
+	if (!e || e->type != REDIS_REPLY_ARRAY || e->elements < 7) {
 		finish(r, -EIO);
 		return;
 	}
-	const char *st = reply_str(rep->element[0]);
-	const char *cid = reply_str(rep->element[1]);
-	const char *action = reply_str(rep->element[2]);
-	r->res.duplicate = st && strcmp(st, "dup") == 0;
+	const char *st = reply_str(e->element[0]);
+	const char *cid = reply_str(e->element[1]);
+	const char *action = reply_str(e->element[2]);
 	snprintf(r->res.contact_id, sizeof r->res.contact_id, "%s", cid ? cid : "");
-	snprintf(r->res.action, sizeof r->res.action, "%s", action ? action : "");
-	r->res.created = rep->element[3]->type == REDIS_REPLY_INTEGER && rep->element[3]->integer;
-	snprintf(r->res.camp, sizeof r->res.camp, "%s",
-	         reply_str(rep->element[4]) ? reply_str(rep->element[4]) : "");
-	snprintf(r->res.msg, sizeof r->res.msg, "%s",
-	         reply_str(rep->element[5]) ? reply_str(rep->element[5]) : "");
 	snprintf(r->lang, sizeof r->lang, "%s",
-	         reply_str(rep->element[6]) ? reply_str(rep->element[6]) : "");
+	         reply_str(e->element[6]) ? reply_str(e->element[6]) : "");
+	if (st && strcmp(st, "stage") == 0) {
+		/* a stage may take it: ask them in router order, then record */
+		snprintf(r->contact, sizeof r->contact, "%s", cid && id_valid(cid) ? cid : "");
+		r->res.contact_id[0] = '\0';
+		r->stage = 0;
+		next_stage(r);
+		return;
+	}
+	r->res.duplicate = st && strcmp(st, "dup") == 0;
+	snprintf(r->res.action, sizeof r->res.action, "%s", action ? action : "");
+	r->res.created = e->element[3]->type == REDIS_REPLY_INTEGER && e->element[3]->integer;
+	snprintf(r->res.camp, sizeof r->res.camp, "%s",
+	         reply_str(e->element[4]) ? reply_str(e->element[4]) : "");
+	snprintf(r->res.msg, sizeof r->res.msg, "%s",
+	         reply_str(e->element[5]) ? reply_str(e->element[5]) : "");
 	/* A duplicate of a keyword asks for its confirmation again: the
 	 * idempotency key makes that a no-op when the first one was queued. */
 	if (r->res.duplicate && strcmp(r->res.action, inbound_action_name(r->in.action)) != 0) {
@@ -258,43 +292,86 @@ static void on_recorded(struct redis *rd, redisReply *rep, void *arg)
 	confirm(r);
 }
 
-static void record(struct route *r)
+static void on_batch(struct redis *rd, redisReply *rep, void *arg)
 {
-	int64_t now = now_ms();
-	char cid[ID_LEN + 1];
-	id_new(cid, now);
-	struct argv a;
-	argv_init(&a);
-	argv_add(&a, "record");
-	argv_addll(&a, now);
-	argv_add(&a, r->in.provider);
-	argv_add(&a, r->in.provider_id);
-	argv_addll(&a, INBOUND_DEDUPE_TTL_S);
-	argv_add(&a, r->in.channel);
-	privacy_argv_addr(&a, r->in.from); /* sealed with [privacy] key_file */
-	argv_add(&a, r->in.to);
-	privacy_argv_text(&a, r->in.text);
-	argv_addll(&a, r->in.received_at);
-	argv_add(&a, inbound_action_name(r->in.action));
-	argv_add(&a, cid);
-	argv_addll(&a, r->cfg->contacts_timeline_max);
-	argv_addll(&a, INBOUND_AUDIT_MAX);
-	argv_addll(&a, INBOUND_ATTRIBUTION_MS);
-	argv_add(&a, r->cfg->inbound_create_leads ? "1" : "0");
-	argv_add(&a, r->cfg->inbound_stop_scope);
-	argv_add(&a, inbound_transport_name(r->t));
-	argv_add(&a, r->offset_channel);
-	argv_addll(&a, r->offset);
-	privacy_argv_addr(&a, r->in.phone);
-	argv_add(&a, r->in.stage ? r->in.stage : "");
-	argv_add(&a, r->reply_to);
-	store_eval(r->st, SCRIPT_INBOUND, &a, on_recorded, r);
-	argv_free(&a);
+	(void)rd;
+	struct batch *b = arg;
+	int ok = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == b->n;
+	if (!ok && rep && rep->type == REDIS_REPLY_ERROR)
+		log_err("inbound", "record failed error=%s", log_q(rep->str));
+	inflight--;
+	for (size_t i = 0; i < b->n; i++)
+		recorded(b->r[i], ok ? rep->element[i] : NULL);
+	free(b);
+	flush();
+}
+
+static void item_add(struct argv *a, const struct route *r)
+{
+	argv_add(a, r->in.provider);
+	argv_add(a, r->in.provider_id);
+	argv_add(a, r->in.channel);
+	privacy_argv_addr(a, r->in.from); /* sealed with [privacy] key_file */
+	argv_add(a, r->in.to);
+	privacy_argv_text(a, r->in.text);
+	argv_addll(a, r->in.received_at);
+	argv_add(a, inbound_action_name(r->in.action));
+	argv_add(a, r->new_id);
+	argv_add(a, inbound_transport_name(r->t));
+	argv_add(a, r->offset_channel);
+	argv_addll(a, r->offset);
+	privacy_argv_addr(a, r->in.phone);
+	argv_add(a, r->in.stage ? r->in.stage : "");
+	argv_add(a, r->reply_to);
+	argv_add(a, r->ask ? "1" : "0");
+}
+
+/* Send the queue's head as batches while fewer than ROUTE_INFLIGHT are out;
+ * one batch holds messages of one store and one config. */
+static void flush(void)
+{
+	while (q_head && inflight < ROUTE_INFLIGHT) {
+		struct batch *b = xmalloc(sizeof *b);
+		b->n = 0;
+		struct store *st = q_head->st;
+		const struct config *cfg = q_head->cfg;
+		int64_t now = now_ms();
+		struct argv a;
+		argv_init(&a);
+		argv_add(&a, "batch");
+		argv_addll(&a, now);
+		argv_addll(&a, INBOUND_DEDUPE_TTL_S);
+		argv_addll(&a, cfg->contacts_timeline_max);
+		argv_addll(&a, INBOUND_AUDIT_MAX);
+		argv_addll(&a, INBOUND_ATTRIBUTION_MS);
+		argv_add(&a, cfg->inbound_create_leads ? "1" : "0");
+		argv_add(&a, cfg->inbound_stop_scope);
+		while (q_head && b->n < ROUTE_BATCH && q_head->st == st && q_head->cfg == cfg) {
+			struct route *r = q_head;
+			q_head = r->next;
+			if (!q_head)
+				q_tail = &q_head;
+			r->next = NULL;
+			id_new(r->new_id, now);
+			item_add(&a, r);
+			b->r[b->n++] = r;
+		}
+		inflight++;
+		store_eval(st, SCRIPT_INBOUND, &a, on_batch, b);
+		argv_free(&a);
+	}
+}
+
+/* Queue r for the record script; ask: the stages have not seen it. */
+static void record(struct route *r, int ask)
+{
+	r->ask = ask;
+	*q_tail = r;
+	q_tail = &r->next;
+	flush();
 }
 
 /* ---- stages ------------------------------------------------------------------ */
-
-static void next_stage(struct route *r);
 
 static void on_stage(void *arg, int taken)
 {
@@ -308,7 +385,7 @@ static void on_stage(void *arg, int taken)
 		    inbound_stage_get((enum inbound_stage_slot)r->stage);
 		r->in.action = INBOUND_TAKEN;
 		r->in.stage = s ? s->name : "stage";
-		record(r);
+		record(r, 0);
 		return;
 	}
 	r->stage++;
@@ -327,26 +404,7 @@ static void next_stage(struct route *r)
 		}
 		r->stage++;
 	}
-	record(r);
-}
-
-static void on_peek(struct redis *rd, redisReply *rep, void *arg)
-{
-	(void)rd;
-	struct route *r = arg;
-	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
-		finish(r, -EIO);
-		return;
-	}
-	const char *dup = reply_str(rep->element[0]);
-	const char *cid = reply_str(rep->element[1]);
-	if (dup && *dup) {
-		record(r); /* answers the duplicate */
-		return;
-	}
-	snprintf(r->contact, sizeof r->contact, "%s", cid && id_valid(cid) ? cid : "");
-	r->stage = 0;
-	next_stage(r);
+	record(r, 0);
 }
 
 static int any_stage(void)
@@ -375,19 +433,7 @@ static void route_begin(struct store *st, const struct config *cfg, enum inbound
 	if (r->in.action == INBOUND_REPLY)
 		r->in.action = inbound_classify_kw(keywords(cfg), r->in.text, &r->in.persian);
 	snprintf(r->res.action, sizeof r->res.action, "%s", inbound_action_name(r->in.action));
-	if (r->in.action != INBOUND_REPLY || !any_stage()) {
-		record(r);
-		return;
-	}
-	struct argv a;
-	argv_init(&a);
-	argv_add(&a, "peek");
-	argv_add(&a, r->in.provider);
-	argv_add(&a, r->in.provider_id);
-	argv_add(&a, r->in.channel);
-	privacy_argv_addr(&a, r->in.from);
-	store_eval(st, SCRIPT_INBOUND, &a, on_peek, r);
-	argv_free(&a);
+	record(r, r->in.action == INBOUND_REPLY && any_stage());
 }
 
 void inbound_route(struct store *st, const struct config *cfg, enum inbound_transport t,

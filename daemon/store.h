@@ -64,9 +64,8 @@
  *   P tk:{id}          hash   ticket; P tkm:{id} list its conversation (JSON, last 500);
  *                             P tickets, P tks:{state}, P tkt:{team}, P tkt:{team}:{state} zsets
  *                             of ids; P tkc:{cid} string the contact's current ticket;
- *                             P tki:{audit id} string entry -> ticket (7 days); P tkfr:{team}
- *                             zset first responses; P deskq zset / P deskqa hash notifications
- *                             due and their attempts (lua/desk_*.lua)
+ *                             P tkfr:{team} zset first responses; P deskq zset / P deskqa
+ *                             hash notifications due and their attempts (lua/desk_*.lua)
  *   P cm:{cid}         zset   the contact's message ids by creation (msg_create.lua; the oldest
  *                             pruned once retention removed them) for export and erasure
  *   P cx:{cid}         set    erasure registry (lua/contact_erase.lua, docs/privacy.md): what

@@ -1,4 +1,5 @@
--- contact_delete: remove a contact, its reverse indexes, tag memberships and timeline.
+-- contact_delete: remove a contact, its reverse indexes, tag memberships, timeline and last
+-- campaign touch / last message (lc:).
 -- ARGV: 1 prefix, 2 id.  Returns 1 when deleted, 0 when unknown.
 local P, id = ARGV[1], ARGV[2]
 local ck = P .. 'c:' .. id
@@ -13,6 +14,6 @@ end
 for _, t in ipairs(redis.call('SMEMBERS', P .. 'ct:' .. id)) do
   redis.call('SREM', P .. 'tag:' .. t, id)
 end
-redis.call('DEL', ck, P .. 'ct:' .. id, P .. 'tl:' .. id)
+redis.call('DEL', ck, P .. 'ct:' .. id, P .. 'tl:' .. id, P .. 'lc:' .. id)
 redis.call('ZREM', P .. 'contacts', id)
 return 1

@@ -6,11 +6,10 @@
 --       P tickets, P tks:{state}, P tkt:{team}, P tkt:{team}:{state} zsets of ticket ids
 --       (score 0, id order); P tkc:{cid} string the contact's current ticket (its keys are
 --       registered in the contact's erasure registry P cx:{cid}, lua/contact_erase.lua);
---       P tki:{audit id} string the ticket an entry went to
---       (7 days); P tkfr:{team} zset "{ticket}:{first response ms}" by answer time;
+--       P tkfr:{team} zset "{ticket}:{first response ms}" by answer time;
 --       P deskq zset notifications due "{ticket}|{event}|{kind}" by due time, P deskqa hash
---       their attempts; read: P c:{cid} (tier, tags), P tl:{cid} (the reply's campaign),
---       P lc:{cid}, P cp:{camp} (fwd), P team:{id} (nw, ne, nc); writes P tl:{cid} (answers),
+--       their attempts; read: P c:{cid} (tier, tags), P lc:{cid} (the campaign of an audit
+--       entry written before entries named it), P cp:{camp} (fwd), P team:{id} (nw, ne, nc); writes P tl:{cid} (answers),
 --       P cx:{cid} (the erasure registry) and P stats.
 --
 -- 'scan'   3 now, 4 batch, 5 backfill (ms; where a desk with no cursor starts)
@@ -21,7 +20,10 @@
 --          operator, 7 with one ("from:to,..."), then from 8 per reply 14
 --          values: audit id, at (ms), new ticket id, team, via, rule, contact, channel, from,
 --          to, text, provider, provider id, campaign
---          -> {{audit id, ticket id, 'new'|'append'|'reopen'|'seen'}...}
+--          -> {{audit id, ticket id, 'new'|'append'|'reopen'} | {audit id, '', 'seen'}...}
+--          (an entry at or before P desk:cur was opened before: 'seen', nothing written; the
+--          cursor only moves here and in 'scan' past entries with nothing to open, so an entry
+--          is opened exactly once across instances and repeats)
 -- 'assign' 3 ticket, 4 now, 5 operator, 6 transitions -> {'ok', hash} | {'not_found'} |
 --          {'conflict', state}
 -- 'close'  the same ('' operator = keep)
@@ -33,7 +35,6 @@
 -- 'done'   3 member, 4 now, 5 ok|retry|fail, 6 due (retry), 7 detail -> {'ok'}
 local P, mode = ARGV[1], ARGV[2]
 local CONV_MAX = 500
-local SEEN_TTL = 7 * 24 * 3600
 local FR_KEEP = 400 * 86400000
 
 local function fields(arr)
@@ -79,14 +80,21 @@ end
 
 local function conv(tk, entry)
   local k = P .. 'tkm:' .. tk
-  redis.call('RPUSH', k, cjson.encode(entry))
-  redis.call('LTRIM', k, -CONV_MAX, -1)
+  if redis.call('RPUSH', k, cjson.encode(entry)) > CONV_MAX then
+    redis.call('LTRIM', k, -CONV_MAX, -1)
+  end
 end
 
 local KINDS = {webhook = 'nw', email = 'ne', chat = 'nc'}
 
+local targets = {} -- team -> its nw, ne, nc, read once per script
+
 local function enqueue(tk, team, event, now)
-  local t = redis.call('HMGET', P .. 'team:' .. team, 'nw', 'ne', 'nc')
+  local t = targets[team]
+  if not t then
+    t = redis.call('HMGET', P .. 'team:' .. team, 'nw', 'ne', 'nc')
+    targets[team] = t
+  end
   local i = 0
   for _, kind in ipairs({'webhook', 'email', 'chat'}) do
     i = i + 1
@@ -112,23 +120,17 @@ if mode == 'scan' then
   local out = {}
   for _, e in ipairs(es) do
     local f = fields(e[2])
-    if f.action == 'reply' and redis.call('EXISTS', P .. 'tki:' .. e[1]) == 0 then
+    if f.action == 'reply' then
       local cid = f.contact or ''
       local tier, tags, camp, fwd = '', '', '', ''
       if cid ~= '' then
         local c = redis.call('HMGET', P .. 'c:' .. cid, 'tier', 'tags')
         tier, tags = c[1] or '', c[2] or ''
-        -- the campaign the router attributed the reply to: its timeline entry names it
-        local found = false
-        for _, t in ipairs(redis.call('XREVRANGE', P .. 'tl:' .. cid, '+', '-', 'COUNT', 50)) do
-          local tf = fields(t[2])
-          if tf.inbound == e[1] then
-            camp, found = tf.camp or '', true
-            break
-          end
-        end
-        if not found then
-          -- no timeline kept: the last campaign touch within its window, as the router does
+        -- the campaign the router attributed the reply to (the entry names it)
+        camp = f.camp
+        if camp == nil then
+          -- an entry of an older router: the last campaign touch within its window
+          camp = ''
           local lc = redis.call('HMGET', P .. 'lc:' .. cid, 'camp', 'at', 'win')
           local at, win = tonumber(lc[2]), tonumber(lc[3])
           local ems = tonumber(string.match(e[1], '^(%d+)'))
@@ -149,22 +151,25 @@ if mode == 'scan' then
 elseif mode == 'open' then
   local now, reopen, last = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
   local cust = {[false] = trans(ARGV[6]), [true] = trans(ARGV[7])}
+  local cur = redis.call('GET', P .. 'desk:cur') or ''
   local res = {}
+  local n = {opened = 0, appended = 0, reopened = 0}
   for i = 8, #ARGV - 13, 14 do
     local aid, at, tk, team, via, rule = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2],
                                          ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
     local cid, ch, from, to, text = ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9],
                                     ARGV[i + 10]
     local prov, pid, camp = ARGV[i + 11], ARGV[i + 12], ARGV[i + 13]
-    local seen = redis.call('GET', P .. 'tki:' .. aid)
-    if seen then
-      res[#res + 1] = {aid, seen, 'seen'}
+    if not sid_after(aid, cur) then
+      -- the cursor went past it: opened before (another instance, a repeat)
+      res[#res + 1] = {aid, '', 'seen'}
     else
-      local kind, cur = 'new', ''
+      local kind, ctk = 'new', ''
       local h
-      if cid ~= '' then cur = redis.call('GET', P .. 'tkc:' .. cid) or '' end
-      if cur ~= '' then
-        h = redis.call('HMGET', P .. 'tk:' .. cur, 'state', 'operator', 'answered_at', 'team')
+      if cid ~= '' then ctk = redis.call('GET', P .. 'tkc:' .. cid) or '' end
+      if ctk ~= '' then
+        h = redis.call('HMGET', P .. 'tk:' .. ctk, 'state', 'operator', 'answered_at', 'team',
+                       'n')
         if h[1] == 'open' or h[1] == 'assigned' then
           kind = 'append'
         elseif h[1] == 'answered' and reopen > 0 and at - (tonumber(h[3]) or 0) <= reopen then
@@ -188,13 +193,12 @@ elseif mode == 'open' then
           redis.call('SADD', P .. 'cx:' .. cid, 'k tkc:' .. cid, 'k tk:' .. tk, 'k tkm:' .. tk)
         end
         enqueue(tk, team, 'opened', now)
-        redis.call('HINCRBY', P .. 'stats', 'desk:opened', 1)
+        n.opened = n.opened + 1
       else
-        tk = cur
+        tk = ctk
         local k = P .. 'tk:' .. tk
         redis.call('HSET', k, 'updated', now, 'last_in', at, 'channel', ch, 'from', from,
-                   'to', to, 'last_text', text)
-        redis.call('HINCRBY', k, 'n', 1)
+                   'to', to, 'last_text', text, 'n', (tonumber(h[5]) or 0) + 1)
         conv(tk, msg)
         if kind == 'reopen' then
           local op = (h[2] and h[2] ~= '') and true or false
@@ -204,16 +208,18 @@ elseif mode == 'open' then
           index_move(tk, h[4], h[1], to_state)
           conv(tk, {dir = 'event', at = now, event = 'reopened', state = to_state})
           enqueue(tk, h[4], 'reopened', now)
-          redis.call('HINCRBY', P .. 'stats', 'desk:reopened', 1)
+          n.reopened = n.reopened + 1
         else
-          redis.call('HINCRBY', P .. 'stats', 'desk:appended', 1)
+          n.appended = n.appended + 1
         end
       end
-      redis.call('SET', P .. 'tki:' .. aid, tk, 'EX', SEEN_TTL)
       res[#res + 1] = {aid, tk, kind}
     end
   end
   advance(last)
+  for what, c in pairs(n) do
+    if c > 0 then redis.call('HINCRBY', P .. 'stats', 'desk:' .. what, c) end
+  end
   return res
 
 elseif mode == 'assign' or mode == 'close' then

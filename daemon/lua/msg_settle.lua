@@ -23,7 +23,8 @@ local final = {sent = 1, delivered = 1, failed = 1, suppressed = 1, expired = 1,
 
 -- A campaign message's counters (cs:{camp}, overall and per arm), its budget reservation
 -- (rsv: refunded unless sent, corrected to the provider's cost when sent), and on 'sent'
--- the contact's last campaign touch (lc:) for reply and revenue attribution.
+-- the contact's last campaign touch (lc:) for reply and revenue attribution.  Every sent
+-- message of a contact also sets lc: lm (its id) and lmat (ms), which lua/inbound.lua reads.
 local function campaign(f, id, st, to, reason, fields, now)
   local camp, arm, rsv = f[6], f[7] or 'A', tonumber(f[8] or '0') or 0
   local cs = P .. 'cs:' .. camp
@@ -47,7 +48,7 @@ local function campaign(f, id, st, to, reason, fields, now)
   if to == 'sent' and f[5] then
     local win = redis.call('HGET', P .. 'cp:' .. camp, 'win') or '0'
     redis.call('HSET', P .. 'lc:' .. f[5], 'camp', camp, 'var', arm, 'msg', id, 'at', now,
-               'win', win)
+               'win', win, 'lm', id, 'lmat', now)
     redis.call('SADD', P .. 'eng:sent:' .. camp, f[5])
   end
 end
@@ -106,7 +107,12 @@ local function settle(a, n)
   if redis.call('RPUSH', P .. 'mh:' .. id, h .. '}') > 64 then
     redis.call('LTRIM', P .. 'mh:' .. id, -64, -1)
   end
-  if f[6] then campaign(f, id, st, to, reason, fields, now) end
+  if f[6] then
+    campaign(f, id, st, to, reason, fields, now)
+  elseif to == 'sent' and f[5] then
+    -- the last message sent to the contact: a reply without a campaign touch answers it
+    redis.call('HSET', P .. 'lc:' .. f[5], 'lm', id, 'lmat', now)
+  end
   if st == 'sending' and to ~= 'sent' and f[5] and f[9] then
     -- not sent after all: it does not count against the frequency cap
     redis.call('ZREM', P .. 'fc:' .. f[5] .. ':' .. f[9], id)

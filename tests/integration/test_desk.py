@@ -374,12 +374,20 @@ def test_desk_no_reply_lost_on_kill9(fx):
     r, s, d = start(fx, sink=False)
     rc = r.client()
 
+    def entry_tickets():
+        # audit entry -> the tickets whose conversation holds it
+        held = {}
+        for tk in rc.zrange("clubd:tickets", 0, -1):
+            for m in rc.lrange("clubd:tkm:" + tk, 0, -1):
+                aid = json.loads(m).get("inbound")
+                if aid:
+                    held.setdefault(aid, []).append(tk)
+        return held
+
     def orphans():
-        out = []
-        for aid, f in rc.xrange("clubd:inbound"):
-            if f.get("action") == "reply" and not rc.exists("clubd:tki:" + aid):
-                out.append(aid)
-        return out
+        held = entry_tickets()
+        return [aid for aid, f in rc.xrange("clubd:inbound")
+                if f.get("action") == "reply" and aid not in held]
 
     sent = 0
     hit = False
@@ -417,7 +425,10 @@ def test_desk_no_reply_lost_on_kill9(fx):
     check(hit, "no kill landed between a record and its ticket in 4 rounds")
     # one ticket per reply (every sender is a new lead), no duplicates
     replies = [aid for aid, f in rc.xrange("clubd:inbound") if f.get("action") == "reply"]
-    tks = {rc.get("clubd:tki:" + a) for a in replies}
+    held = entry_tickets()
+    twice = [a for a in replies if len(held.get(a, [])) != 1]
+    tks = {held[a][0] for a in replies if a in held}
+    check(not twice, "every reply in exactly one ticket's conversation: %r" % twice[:5])
     check(len(tks) == len(replies) == rc.zcard("clubd:tickets"),
           "%d replies, %d tickets" % (len(replies), rc.zcard("clubd:tickets")))
 

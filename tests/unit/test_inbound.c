@@ -21,8 +21,6 @@
 #include <cmocka.h>
 
 #include <hiredis/hiredis.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -32,6 +30,7 @@
 #include "inbound_route.h"
 #include "redis.h"
 #include "store.h"
+#include "storefx.h"
 #include "testlib.h"
 #include "util.h"
 
@@ -540,42 +539,11 @@ static void test_stages(void **state)
 /* ---- the router against a real Redis ---------------------------------------- */
 
 struct rt {
-	uv_loop_t loop;
-	pid_t pid;
-	int port;
-	struct redis *r;
-	struct store *st;
-	struct config *cfg;
-	redisContext *sync; /* the test's own look at the keys */
-	int up;
-	int asked; /* stage calls */
+	struct storefx fx; /* redis, store, config, loop */
+	int asked;         /* stage calls */
 	int done;
 	struct inbound_result res;
 };
-
-static void rt_state(struct redis *r, int up, void *arg)
-{
-	(void)r;
-	((struct rt *)arg)->up = up;
-}
-
-static void guard(uv_timer_t *t)
-{
-	(void)t;
-}
-
-/* Run the loop until *v >= want; the guard timer only catches hangs. */
-static void run_until(struct rt *t, const int *v, int want)
-{
-	uv_timer_t g;
-	uv_timer_init(&t->loop, &g);
-	uv_timer_start(&g, guard, 10000, 0);
-	while (*v < want && uv_is_active((uv_handle_t *)&g))
-		uv_run(&t->loop, UV_RUN_ONCE);
-	uv_close((uv_handle_t *)&g, NULL);
-	uv_run(&t->loop, UV_RUN_NOWAIT);
-	assert_true(*v >= want);
-}
 
 /* The stage: takes texts starting "answer", fails on "broken", passes the
  * rest; answers from the loop (a timer), never from inside run. */
@@ -611,7 +579,7 @@ static void survey_run(void *ctx, const struct inbound *in, const char *cid,
 	c->taken = strncmp(in->text, "answer", 6) == 0 ? 1
 	           : strcmp(in->text, "broken") == 0   ? -EIO
 	                                               : 0;
-	uv_timer_init(&t->loop, &c->tm);
+	uv_timer_init(&t->fx.loop, &c->tm);
 	uv_timer_start(&c->tm, stage_fire, 0, 0);
 }
 
@@ -631,15 +599,15 @@ static void route_one(struct rt *t, const char *id, const char *text, const char
 	                                  strlen(text), 1, "IR", &field, &why),
 	                 0);
 	int want = t->done + 1;
-	inbound_route(t->st, t->cfg, INBOUND_T_WEBHOOK, &in, off_chan, off, routed, t);
+	inbound_route(t->fx.st, t->fx.cfg, INBOUND_T_WEBHOOK, &in, off_chan, off, routed, t);
 	assert_int_equal(t->done, want - 1); /* never from inside */
-	run_until(t, &t->done, want);
+	tl_run_until(&t->fx.loop, &t->done, want);
 }
 
 /* One string reply of a command with one %s argument; NULL otherwise. */
 static char *get(struct rt *t, const char *fmt, const char *a)
 {
-	redisReply *rep = redisCommand(t->sync, fmt, a);
+	redisReply *rep = redisCommand(t->fx.sync, fmt, a);
 	assert_non_null(rep);
 	char *v = rep->type == REDIS_REPLY_STRING ? xstrdup(rep->str) : NULL;
 	freeReplyObject(rep);
@@ -650,43 +618,16 @@ static int rt_setup(void **state)
 {
 	struct rt *t = calloc(1, sizeof *t);
 	assert_non_null(t);
-	assert_int_equal(uv_loop_init(&t->loop), 0);
-	t->port = tl_free_port();
-	t->pid = tl_redis_start(t->port, NULL);
-	assert_true(t->pid > 0);
-	struct cfg_error err;
-	assert_int_equal(config_load(NULL, &t->cfg, &err), 0);
-	struct redis_opts o = {.name = "main", .host = "127.0.0.1", .port = t->port};
-	t->r = redis_new(&t->loop, &o, rt_state, t);
-	run_until(t, &t->up, 1);
-	t->st = store_new(t->r, "clubd:", 500);
-	struct timeval tv = {2, 0};
-	t->sync = redisConnectWithTimeout("127.0.0.1", t->port, tv);
-	assert_true(t->sync && !t->sync->err);
+	storefx_start(&t->fx, "clubd:", 500);
 	*state = t;
 	return 0;
-}
-
-static void rt_closed(void *arg)
-{
-	(*(int *)arg)++;
 }
 
 static int rt_teardown(void **state)
 {
 	struct rt *t = *state;
-	int closed = 0;
 	inbound_stage_set(INBOUND_STAGE_SURVEY, NULL);
-	redis_close(t->r, rt_closed, &closed);
-	run_until(t, &closed, 1);
-	for (int i = 0; i < 100 && uv_loop_alive(&t->loop); i++)
-		uv_run(&t->loop, UV_RUN_NOWAIT);
-	assert_int_equal(uv_loop_close(&t->loop), 0);
-	store_free(t->st);
-	config_free(t->cfg);
-	redisFree(t->sync);
-	kill(t->pid, SIGKILL);
-	waitpid(t->pid, NULL, 0);
+	storefx_stop(&t->fx);
 	free(t);
 	return 0;
 }
@@ -696,6 +637,10 @@ static void test_router(void **state)
 	struct rt *t = *state;
 	struct inbound_stage s = {"survey", survey_run, t};
 	inbound_stage_set(INBOUND_STAGE_SURVEY, &s);
+	/* the stages are asked only when one may take the text: an open raffle
+	 * (or the contact's survey conversation, below) */
+	redisReply *rep = redisCommand(t->fx.sync, "SADD clubd:raffles:open r0");
+	freeReplyObject(rep);
 
 	/* a stage takes the text: recorded as taken, no reply, a lead */
 	route_one(t, "r-1", "answer 5", NULL, 0);
@@ -709,7 +654,7 @@ static void test_router(void **state)
 	assert_non_null(d);
 	assert_non_null(strstr(d, " taken"));
 	free(d);
-	redisReply *rep = redisCommand(t->sync, "XREVRANGE clubd:inbound + - COUNT 1");
+	rep = redisCommand(t->fx.sync, "XREVRANGE clubd:inbound + - COUNT 1");
 	assert_true(rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 1);
 	const redisReply *f = rep->element[0]->element[1];
 	int saw_stage = 0;
@@ -719,7 +664,7 @@ static void test_router(void **state)
 			saw_stage = 1;
 	freeReplyObject(rep);
 	assert_true(saw_stage);
-	rep = redisCommand(t->sync, "XLEN clubd:tl:%s", cid);
+	rep = redisCommand(t->fx.sync, "XLEN clubd:tl:%s", cid);
 	assert_int_equal(rep->integer, 0); /* the stage records what it meant */
 	freeReplyObject(rep);
 
@@ -744,7 +689,7 @@ static void test_router(void **state)
 	char *conf = xstrdup(t->res.confirm_id);
 	char *text = get(t, "HGET clubd:m:%s text", conf);
 	assert_non_null(text);
-	assert_string_equal(text, t->cfg->inbound_stop_reply_fa);
+	assert_string_equal(text, t->fx.cfg->inbound_stop_reply_fa);
 	free(text);
 	char *cat = get(t, "HGET clubd:m:%s category", conf);
 	assert_non_null(cat);
@@ -773,16 +718,128 @@ static void test_router(void **state)
 	d = get(t, "GET clubd:inb:test:%s", "r-5");
 	assert_null(d);
 
-	assert_int_equal(inbound_counted(INBOUND_T_WEBHOOK, INBOUND_STORED), 4);
+	/* no raffle open and no conversation: no stage is asked, a reply */
+	rep = redisCommand(t->fx.sync, "DEL clubd:raffles:open");
+	freeReplyObject(rep);
+	int asked = t->asked;
+	route_one(t, "r-6", "answer 2", NULL, 0);
+	assert_int_equal(t->asked, asked);
+	assert_string_equal(t->res.action, "reply");
+	assert_string_equal(t->res.contact_id, cid);
+	/* the contact's open survey conversation: asked again */
+	rep = redisCommand(t->fx.sync, "HSET clubd:sv:%s survey s1", cid);
+	freeReplyObject(rep);
+	route_one(t, "r-7", "answer 3", NULL, 0);
+	assert_int_equal(t->asked, asked + 1);
+	assert_string_equal(t->res.action, "taken");
+	/* a provider retry of a message a survey took before (P svi:), after
+	 * the conversation ended: asked again (the stage answers the replay) */
+	rep = redisCommand(t->fx.sync, "DEL clubd:sv:%s", cid);
+	freeReplyObject(rep);
+	rep = redisCommand(t->fx.sync, "SET clubd:svi:test:r-8 s1|ok|0");
+	freeReplyObject(rep);
+	route_one(t, "r-8", "answer 4", NULL, 0);
+	assert_int_equal(t->asked, asked + 2);
+	assert_string_equal(t->res.action, "taken");
+
+	assert_int_equal(inbound_counted(INBOUND_T_WEBHOOK, INBOUND_STORED), 7);
 	assert_int_equal(inbound_counted(INBOUND_T_WEBHOOK, INBOUND_DUPLICATE), 3);
 	struct buf b;
 	buf_init(&b, 0);
 	inbound_metrics_render(&b);
 	assert_non_null(
-	    strstr(b.p, "clubd_inbound_total{transport=\"webhook\",result=\"stored\"} 4\n"));
+	    strstr(b.p, "clubd_inbound_total{transport=\"webhook\",result=\"stored\"} 7\n"));
 	assert_non_null(strstr(b.p, "# TYPE clubd_inbound_total counter\n"));
 	buf_free(&b);
 	free(cid);
+}
+
+/* Many messages at once share script calls, and each still gets its own
+ * answer: 300 routed before the loop runs (every tenth a provider retry of
+ * the one before it), from 50 senders. */
+struct many {
+	int done;
+	int dup, stored;
+	int bad;
+	char want[300][ID_LEN + 1]; /* the contact each sender has, "" until known */
+	int sender[300];
+	int retry[300];
+};
+
+struct many_arg {
+	struct many *m;
+	int i;
+};
+
+static void many_routed(void *arg, const struct inbound_result *res)
+{
+	struct many_arg *a = arg;
+	struct many *m = a->m;
+	if (res->err || strcmp(res->action, "reply") != 0 || !id_valid(res->contact_id))
+		m->bad++;
+	if (res->duplicate != m->retry[a->i])
+		m->bad++;
+	res->duplicate ? m->dup++ : m->stored++;
+	/* every message of a sender lands on one contact */
+	char *w = m->want[m->sender[a->i]];
+	if (!*w)
+		snprintf(w, ID_LEN + 1, "%s", res->contact_id);
+	else if (strcmp(w, res->contact_id) != 0)
+		m->bad++;
+	m->done++;
+	free(a);
+}
+
+static long long evalsha_calls(struct rt *t)
+{
+	redisReply *rep = redisCommand(t->fx.sync, "INFO commandstats");
+	assert_true(rep && rep->type == REDIS_REPLY_STRING);
+	const char *p = strstr(rep->str, "cmdstat_evalsha:calls=");
+	long long n = p ? strtoll(p + 22, NULL, 10) : 0;
+	freeReplyObject(rep);
+	return n;
+}
+
+static void test_router_batches(void **state)
+{
+	struct rt *t = *state;
+	struct many *m = calloc(1, sizeof *m);
+	assert_non_null(m);
+	redisReply *rep = redisCommand(t->fx.sync, "XLEN clubd:inbound");
+	long long audit0 = rep->integer;
+	freeReplyObject(rep);
+	long long calls0 = evalsha_calls(t);
+	for (int i = 0; i < 300; i++) {
+		struct inbound in;
+		const char *field, *why;
+		char id[32], from[32];
+		m->retry[i] = i % 10 == 9;
+		int n = m->retry[i] ? i - 1 : i;
+		m->sender[i] = n % 50;
+		snprintf(id, sizeof id, "b-%d", n);
+		snprintf(from, sizeof from, "0912%07d", n % 50);
+		assert_int_equal(inbound_sms_init(&in, "test", id, from, "3000", "thanks", 6, 1,
+		                                  "IR", &field, &why),
+		                 0);
+		struct many_arg *a = malloc(sizeof *a);
+		assert_non_null(a);
+		a->m = m;
+		a->i = i;
+		inbound_route(t->fx.st, t->fx.cfg, INBOUND_T_WEBHOOK, &in, NULL, 0, many_routed, a);
+	}
+	assert_int_equal(m->done, 0); /* never from inside */
+	tl_run_until(&t->fx.loop, &m->done, 300);
+	assert_int_equal(m->bad, 0);
+	assert_int_equal(m->stored, 270);
+	assert_int_equal(m->dup, 30);
+	rep = redisCommand(t->fx.sync, "XLEN clubd:inbound");
+	assert_int_equal(rep->integer - audit0, 270);
+	freeReplyObject(rep);
+	/* 300 messages, a handful of script calls (two leave at once, the rest
+	 * in batches of at most 128) */
+	long long calls = evalsha_calls(t) - calls0;
+	assert_true(calls >= 3 && calls <= 6);
+	free(m);
 }
 
 int main(void)
@@ -800,6 +857,7 @@ int main(void)
 	    cmocka_unit_test(test_kavenegar),
 	    cmocka_unit_test(test_stages),
 	    cmocka_unit_test_setup_teardown(test_router, rt_setup, rt_teardown),
+	    cmocka_unit_test_setup_teardown(test_router_batches, rt_setup, rt_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

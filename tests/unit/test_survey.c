@@ -23,8 +23,6 @@
 #include <cmocka.h>
 
 #include <hiredis/hiredis.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -37,6 +35,7 @@
 #include "redis.h"
 #include "store.h"
 #include "store_surveys.h"
+#include "storefx.h"
 #include "survey_run.h"
 #include "testlib.h"
 #include "util.h"
@@ -457,44 +456,14 @@ static void test_arithmetic(void **state)
 /* ---- the stage through the router, against a real Redis ---------------------------- */
 
 struct rt {
-	uv_loop_t loop;
-	pid_t pid;
-	int port;
-	struct redis *r;
-	struct store *st;
-	struct config *cfg;
+	struct storefx fx; /* redis, store, config, loop */
 	struct app app;
-	redisContext *sync;
-	int up;
 	int done;
 	int replies;
 	struct inbound_result res;
 	int taken;
 	char last_status[16];
 };
-
-static void rt_state(struct redis *r, int up, void *arg)
-{
-	(void)r;
-	((struct rt *)arg)->up = up;
-}
-
-static void guard(uv_timer_t *t)
-{
-	(void)t;
-}
-
-static void run_until(struct rt *t, const int *v, int want)
-{
-	uv_timer_t g;
-	uv_timer_init(&t->loop, &g);
-	uv_timer_start(&g, guard, 10000, 0);
-	while (*v < want && uv_is_active((uv_handle_t *)&g))
-		uv_run(&t->loop, UV_RUN_ONCE);
-	uv_close((uv_handle_t *)&g, NULL);
-	uv_run(&t->loop, UV_RUN_NOWAIT);
-	assert_true(*v >= want);
-}
 
 static void on_reply(struct redis *r, redisReply *rep, void *arg)
 {
@@ -535,9 +504,9 @@ static void route(struct rt *t, const char *channel, const char *from, const cha
 	in.received_at = now_ms();
 	in.action = INBOUND_REPLY;
 	int want = t->done + 1;
-	inbound_route(t->st, t->cfg, INBOUND_T_WEBHOOK, &in, NULL, 0, routed, t);
+	inbound_route(t->fx.st, t->fx.cfg, INBOUND_T_WEBHOOK, &in, NULL, 0, routed, t);
 	assert_int_equal(t->done, want - 1); /* never from inside */
-	run_until(t, &t->done, want);
+	tl_run_until(&t->fx.loop, &t->done, want);
 	assert_int_equal(t->res.err, 0);
 }
 
@@ -545,7 +514,7 @@ static redisReply *cmd(struct rt *t, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	redisReply *rep = redisvCommand(t->sync, fmt, ap);
+	redisReply *rep = redisvCommand(t->fx.sync, fmt, ap);
 	va_end(ap);
 	assert_non_null(rep);
 	return rep;
@@ -615,49 +584,22 @@ static int rt_setup(void **state)
 {
 	struct rt *t = calloc(1, sizeof *t);
 	assert_non_null(t);
-	assert_int_equal(uv_loop_init(&t->loop), 0);
-	t->port = tl_free_port();
-	t->pid = tl_redis_start(t->port, NULL);
-	assert_true(t->pid > 0);
-	struct cfg_error err;
-	assert_int_equal(config_load(NULL, &t->cfg, &err), 0);
-	struct redis_opts o = {.name = "main", .host = "127.0.0.1", .port = t->port};
-	t->r = redis_new(&t->loop, &o, rt_state, t);
-	run_until(t, &t->up, 1);
-	t->st = store_new(t->r, "clubd:", 500);
-	struct timeval tv = {2, 0};
-	t->sync = redisConnectWithTimeout("127.0.0.1", t->port, tv);
-	assert_true(t->sync && !t->sync->err);
-	t->app.loop = &t->loop;
-	t->app.cfg = t->cfg;
-	t->app.redis = t->r;
-	t->app.st = t->st;
+	storefx_start(&t->fx, "clubd:", 500);
+	t->app.loop = &t->fx.loop;
+	t->app.cfg = t->fx.cfg;
+	t->app.redis = t->fx.r;
+	t->app.st = t->fx.st;
 	survey_stage_install(&t->app);
 	assert_non_null(inbound_stage_get(INBOUND_STAGE_SURVEY));
 	*state = t;
 	return 0;
 }
 
-static void rt_closed(void *arg)
-{
-	(*(int *)arg)++;
-}
-
 static int rt_teardown(void **state)
 {
 	struct rt *t = *state;
-	int closed = 0;
 	inbound_stage_set(INBOUND_STAGE_SURVEY, NULL);
-	redis_close(t->r, rt_closed, &closed);
-	run_until(t, &closed, 1);
-	for (int i = 0; i < 100 && uv_loop_alive(&t->loop); i++)
-		uv_run(&t->loop, UV_RUN_NOWAIT);
-	assert_int_equal(uv_loop_close(&t->loop), 0);
-	store_free(t->st);
-	config_free(t->cfg);
-	redisFree(t->sync);
-	kill(t->pid, SIGKILL);
-	waitpid(t->pid, NULL, 0);
+	storefx_stop(&t->fx);
 	free(t);
 	return 0;
 }
@@ -678,8 +620,8 @@ static void contact_in_survey(struct rt *t, const char *cid, const char *kind, c
 	                               .now = now_ms(),
 	                               .ttl_ms = 3600000};
 	int want = t->replies + 1;
-	store_survey_start(t->st, &s, on_reply, t);
-	run_until(t, &t->replies, want);
+	store_survey_start(t->fx.st, &s, on_reply, t);
+	tl_run_until(&t->fx.loop, &t->replies, want);
 }
 
 static void stage_done(void *arg, int taken)
@@ -693,8 +635,8 @@ static void test_stage_email_and_sms(void **state)
 {
 	struct rt *t = *state;
 	int want = t->replies + 1;
-	store_survey_create(t->st, "visit", DEF_JSON, now_ms(), on_reply, t);
-	run_until(t, &t->replies, want);
+	store_survey_create(t->fx.st, "visit", DEF_JSON, now_ms(), on_reply, t);
+	tl_run_until(&t->fx.loop, &t->replies, want);
 
 	/* ---- email: every answer in one reply ---- */
 	const char *sara = "01JABCDEFGHJKMNPQRSTVWXYZ0";
@@ -807,7 +749,7 @@ static void test_stage_email_and_sms(void **state)
 	want = t->done + 1;
 	st->run(st->ctx, &in, ali, stage_done, t);
 	assert_int_equal(t->done, want - 1);
-	run_until(t, &t->done, want);
+	tl_run_until(&t->fx.loop, &t->done, want);
 	assert_int_equal(t->taken, 1);
 	assert_int_equal(hint(t, k, "q"), 2);
 	assert_int_equal(hint(t, "clubd:svs:visit", "q2:v:10"), 1);
@@ -864,21 +806,21 @@ static void test_stage_email_and_sms(void **state)
 	                                 .nrecs = 1};
 	t->last_status[0] = '\0';
 	want = t->replies + 1;
-	store_survey_answer(t->st, &sa, on_status, t);
-	run_until(t, &t->replies, want);
+	store_survey_answer(t->fx.st, &sa, on_status, t);
+	tl_run_until(&t->fx.loop, &t->replies, want);
 	assert_string_equal(t->last_status, "stale");
 	snprintf(k, sizeof k, "clubd:sva:visit:%s", mina);
 	assert_int_equal(hint(t, k, "q1"), -1);
 	/* as read: applied once, then remembered */
 	sa.expect_q = "0";
 	want = t->replies + 1;
-	store_survey_answer(t->st, &sa, on_status, t);
-	run_until(t, &t->replies, want);
+	store_survey_answer(t->fx.st, &sa, on_status, t);
+	tl_run_until(&t->fx.loop, &t->replies, want);
 	assert_string_equal(t->last_status, "ok");
 	assert_int_equal(hint(t, k, "q1"), 2);
 	want = t->replies + 1;
-	store_survey_answer(t->st, &sa, on_status, t);
-	run_until(t, &t->replies, want);
+	store_survey_answer(t->fx.st, &sa, on_status, t);
+	tl_run_until(&t->fx.loop, &t->replies, want);
 	assert_string_equal(t->last_status, "dup");
 	assert_int_equal(hint(t, "clubd:svs:visit", "q1:v:2"), 1);
 }
