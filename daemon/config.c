@@ -667,6 +667,9 @@ const struct cfg_opt cfg_options[] = {
     OPT("imap", "tls", CFG_BOOL, imap_tls, "yes", 0, 1, 0, NULL,
         "require TLS (imaps://, or STARTTLS on imap://); no: plain IMAP, for a server on "
         "loopback only"),
+    OPT("imap", "ca_file", CFG_STR, imap_ca_file, "", 0, 4096, 0, NULL,
+        "PEM file of the CAs the server's certificate is checked against (a private CA); "
+        "empty: the system's CAs"),
     OPT("imap", "max_message_size", CFG_SIZE, imap_max_message_size, "10M", 16 * KB, 100 * MB, 0,
         NULL, "bigger messages are not fetched: marked seen and recorded in the audit stream"),
 

@@ -170,6 +170,7 @@ struct config {
 	char *imap_mailbox;            /* polled mailbox, "INBOX" */
 	int64_t imap_interval_ms;      /* poll period */
 	int imap_tls;                  /* 1: TLS required (imaps, or STARTTLS on imap://) */
+	char *imap_ca_file;            /* PEM CAs checking the server; "" = the system's */
 	int64_t imap_max_message_size; /* bigger messages are refused (marked seen, audited) */
 
 	/* [privacy] (privacy.c, docs/privacy.md) */

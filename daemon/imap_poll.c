@@ -32,6 +32,10 @@
  * not stored.  (libcurl 7.88 cannot fetch with BODY.PEEK: a custom FETCH
  * drops the literal.)
  *
+ * TLS (tls = yes): imaps://, or STARTTLS on imap:// (CURLUSESSL_ALL: no
+ * fallback to plain), the certificate and host name verified against
+ * [imap] ca_file or the system's CAs.
+ *
  * Messages are parsed on the libuv threadpool (a big one takes GMime tens
  * of milliseconds), one at a time; the rest runs on the loop.
  *
@@ -104,6 +108,7 @@ struct imap_poll {
 	char *user;
 	char *password; /* wiped on close */
 	int tls;
+	char *ca_file; /* CAINFO; NULL: libcurl's default (the system's CAs) */
 	int64_t every_ms;
 	int64_t max_size;
 	uv_timer_t timer;
@@ -121,11 +126,11 @@ struct imap_poll {
 	uint32_t done[IMAP_BATCH];
 	size_t ndone;
 	int restarts;
-	char failed[96]; /* the batch stopped on this problem, "" when none */
+	char failed[160]; /* the batch stopped on this problem, "" when none */
 
 	int64_t backoff_ms;
 	int64_t warned_at;
-	char warned[96];
+	char warned[160];
 	void (*close_cb)(void *);
 	void *close_arg;
 };
@@ -387,6 +392,14 @@ static int setup_read(const struct config *cfg, char **pw, struct cfg_error *err
 		return fail(err, cfg, "username", "is required with url");
 	if (!cfg->imap_password_file || !*cfg->imap_password_file)
 		return fail(err, cfg, "password_file", "is required with url");
+	if (cfg->imap_ca_file && *cfg->imap_ca_file) {
+		if (!cfg->imap_tls)
+			return fail(err, cfg, "ca_file", "is set but tls = no ignores it");
+		FILE *f = fopen(cfg->imap_ca_file, "r");
+		if (!f)
+			return fail(err, cfg, "ca_file", "cannot be read");
+		fclose(f);
+	}
 	struct cfg_error e = {""};
 	char *p = cfg_read_secret(cfg->imap_password_file, &e);
 	if (!p)
@@ -439,6 +452,8 @@ struct imap_poll *imap_poll_new(uv_loop_t *loop, struct store *st, const struct 
 	p->user = xstrdup(cfg->imap_username);
 	p->mailbox = xstrdup(cfg->imap_mailbox);
 	p->tls = cfg->imap_tls;
+	if (cfg->imap_ca_file && *cfg->imap_ca_file)
+		p->ca_file = xstrdup(cfg->imap_ca_file);
 	p->every_ms = cfg->imap_interval_ms;
 	p->max_size = cfg->imap_max_message_size;
 	struct buf b;
@@ -550,6 +565,8 @@ static int imap_setup(void *easy, void *arg)
 	SET(CURLOPT_USERNAME, p->user);
 	SET(CURLOPT_PASSWORD, p->password);
 	SET(CURLOPT_USE_SSL, (long)(p->tls ? CURLUSESSL_ALL : CURLUSESSL_NONE));
+	if (p->ca_file)
+		SET(CURLOPT_CAINFO, p->ca_file);
 	if (p->cmd[0])
 		SET(CURLOPT_CUSTOMREQUEST, p->cmd);
 #undef SET
@@ -859,8 +876,12 @@ static void on_answer(void *arg, const struct http_resp *resp)
 			return;
 		}
 		log_debug("imap", "step=%d error=%s", (int)p->step, log_q(resp->error));
+		/* curl's text tells a refused connection from a certificate
+		 * that is not trusted (ca_file) or names another host */
+		char why[160];
+		snprintf(why, sizeof why, "connect failed: %s", resp->error);
 		stop_batch(p, resp->err == HTTP_E_TIMEOUT   ? "timeout"
-		              : resp->err == HTTP_E_CONNECT ? "connect failed"
+		              : resp->err == HTTP_E_CONNECT ? why
 		                                            : resp->error);
 		return;
 	}
@@ -941,8 +962,10 @@ void imap_poll_start(struct imap_poll *p)
 	if (!p || !p->enabled)
 		return;
 	p->http = http_client_get(p->loop);
-	log_notice("imap", "polling mailbox=%s every_ms=%lld tls=%d max_message_size=%lld",
-	           log_q(p->mailbox), (long long)p->every_ms, p->tls, (long long)p->max_size);
+	log_notice("imap",
+	           "polling mailbox=%s every_ms=%lld tls=%d ca_file=%s max_message_size=%lld",
+	           log_q(p->mailbox), (long long)p->every_ms, p->tls,
+	           log_q(p->ca_file ? p->ca_file : "-"), (long long)p->max_size);
 	schedule(p, 0);
 }
 
@@ -964,6 +987,7 @@ static void on_timer_closed(uv_handle_t *h)
 	free(p->base);
 	free(p->mailbox);
 	free(p->mbox_cmd);
+	free(p->ca_file);
 	free(p);
 	if (cb)
 		cb(arg);
