@@ -270,21 +270,37 @@ void random_bytes(void *p, size_t n)
 
 static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
+/* The last id this thread made: its ms and its 80 random bits. */
+static __thread int64_t id_ms = -1;
+static __thread uint64_t id_hi, id_lo; /* 40 bits each */
+
 void id_new(char out[ID_LEN + 1], int64_t ms)
 {
-	unsigned char r[10];
-	random_bytes(r, sizeof r);
+#define ID_MASK40 ((UINT64_C(1) << 40) - 1)
+	if (ms == id_ms) {
+		/* the same millisecond: the last id's random part plus one, so
+		 * ids sort by creation within it too (ULID's monotonic rule) */
+		id_lo = (id_lo + 1) & ID_MASK40;
+		if (id_lo == 0)
+			id_hi = (id_hi + 1) & ID_MASK40;
+	} else {
+		unsigned char r[10];
+		random_bytes(r, sizeof r);
+		id_hi = id_lo = 0;
+		for (int i = 0; i < 5; i++)
+			id_hi = (id_hi << 8) | r[i];
+		for (int i = 5; i < 10; i++)
+			id_lo = (id_lo << 8) | r[i];
+		id_ms = ms;
+	}
+#undef ID_MASK40
 	uint64_t t = (uint64_t)ms;
 	/* 10 chars of time (50 bits, top 2 always zero), 16 of randomness. */
 	for (int i = 9; i >= 0; i--) {
 		out[i] = b32[t & 31];
 		t >>= 5;
 	}
-	uint64_t hi = 0, lo = 0;
-	for (int i = 0; i < 5; i++)
-		hi = (hi << 8) | r[i];
-	for (int i = 5; i < 10; i++)
-		lo = (lo << 8) | r[i];
+	uint64_t hi = id_hi, lo = id_lo;
 	for (int i = 17; i >= 10; i--) {
 		out[i] = b32[hi & 31];
 		hi >>= 5;

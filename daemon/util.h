@@ -71,7 +71,8 @@ void random_bytes(void *p, size_t n);
 
 /*
  * Time-ordered unique id: 48-bit ms timestamp + 80 random bits, Crockford
- * base32, 26 chars; lexical order is creation order.  out has 27 bytes.
+ * base32, 26 chars; lexical order is creation order (ids of one thread in
+ * the same ms take the last one's random part plus one).  out has 27 bytes.
  */
 #define ID_LEN 26
 void id_new(char out[ID_LEN + 1], int64_t ms);
