@@ -145,20 +145,21 @@ static void on_loaded(struct redis *r, redisReply *rep, void *arg)
 	}
 }
 
-static void evict(struct camp_cache *cc)
+/* Drop the last idle entry; 0, or -1 when every entry is loading. */
+static int evict(struct camp_cache *cc)
 {
-	/* drop the last idle entry */
 	struct centry **pp = &cc->head, **victim = NULL;
 	for (; *pp; pp = &(*pp)->next)
 		if (!(*pp)->loading)
 			victim = pp;
 	if (!victim)
-		return;
+		return -1;
 	struct centry *e = *victim;
 	*victim = e->next;
 	centry_clear(e);
 	free(e);
 	cc->n--;
+	return 0;
 }
 
 int camp_cache_want(struct camp_cache *cc, const char *camp, const char *v,
@@ -168,8 +169,9 @@ int camp_cache_want(struct camp_cache *cc, const char *camp, const char *v,
 	if (e && e->loaded && v && strcmp(e->v, v) == 0)
 		return 1;
 	if (!e) {
-		if (cc->n >= CACHE_MAX)
-			evict(cc);
+		/* back under the bound once loads that overran it are idle */
+		while (cc->n >= CACHE_MAX && evict(cc) == 0)
+			;
 		e = xcalloc(1, sizeof *e);
 		e->cc = cc;
 		snprintf(e->id, sizeof e->id, "%s", camp);
