@@ -62,7 +62,7 @@ $(B)/%.o: %.c
 	$(E) "  CC    $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(B)/gen/lua_scripts.c: $(LUA_SRC) tools/embed-lua.sh
+$(B)/gen/lua_scripts.c: $(LUA_SRC) $(wildcard daemon/lua/lib/*.lua) tools/embed-lua.sh
 	@mkdir -p $(dir $@)
 	sh tools/embed-lua.sh $(LUA_SRC) > $@.tmp && mv $@.tmp $@
 

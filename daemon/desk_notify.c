@@ -36,7 +36,6 @@
 
 #define DESK_TICK_MS            1000
 #define DESK_SCAN_BATCH         100
-#define DESK_BACKFILL_MS        (10 * 60 * 1000) /* where a desk without a cursor starts */
 #define DESK_CLAIM_BATCH        20
 #define DESK_LEASE_MS           60000
 #define DESK_NOTIFY_ATTEMPTS    10
@@ -209,7 +208,12 @@ static void on_tick(uv_timer_t *t)
 static void on_reply(void *ctx, const struct inbound *in, const struct inbound_result *res)
 {
 	(void)in;
-	(void)res;
+	if (res->ticket[0]) {
+		/* the router added it to the contact's open ticket */
+		tickets_n[1]++;
+		log_info("desk", "ticket=%s event=%s", res->ticket, ticket_events[1]);
+		return;
+	}
 	desk_notify_kick(ctx);
 }
 
@@ -360,9 +364,9 @@ static void open_replies(struct desk_notify *d, const char *last, const char *ru
 	int64_t now = now_ms();
 	for (size_t i = 0; i < n; i++) {
 		const redisReply *e = arr->element[i];
-		if (!e || e->type != REDIS_REPLY_ARRAY || e->elements < 12)
+		if (!e || e->type != REDIS_REPLY_ARRAY || e->elements < 13)
 			continue;
-		const char *aid = el_str(e, 0);
+		const char *aid = el_str(e, 1);
 		int64_t at = now;
 		char ms[24];
 		size_t ml = strcspn(aid, "-");
@@ -374,17 +378,17 @@ static void open_replies(struct desk_notify *d, const char *last, const char *ru
 		}
 		/* the text may be sealed at rest: route on the plain text, store it
 		 * as it is */
-		const char *stored = el_str(e, 4);
+		const char *stored = el_str(e, 5);
 		char *plain = privacy_open_str(stored, strlen(stored), NULL, NULL);
-		json_t *tj = json_loads(el_str(e, 9), 0, NULL);
+		json_t *tj = json_loads(el_str(e, 10), 0, NULL);
 		const char *tags[DESK_TAGS_MAX];
 		struct desk_reply m = {.text = plain ? plain : "",
-		                       .channel = el_str(e, 1),
-		                       .tier = el_str(e, 8),
+		                       .channel = el_str(e, 2),
+		                       .tier = el_str(e, 9),
 		                       .tags = tags,
 		                       .ntags = tags_of(tj, tags, DESK_TAGS_MAX),
-		                       .campaign = el_str(e, 10),
-		                       .forward = el_str(e, 11)};
+		                       .campaign = el_str(e, 11),
+		                       .forward = el_str(e, 12)};
 		enum desk_via via;
 		int ri = -1;
 		const char *team = desk_route(rules, &m, &via, &ri);
@@ -393,20 +397,21 @@ static void open_replies(struct desk_notify *d, const char *last, const char *ru
 			snprintf(rule[k], sizeof rule[k], "%.23s", rules->rule[ri].name);
 		else if (ri >= 0)
 			snprintf(rule[k], sizeof rule[k], "#%d", ri + 1);
-		r[k] = (struct store_desk_reply){.aid = aid,
+		r[k] = (struct store_desk_reply){.did = el_str(e, 0),
+		                                 .aid = aid,
 		                                 .at = at,
 		                                 .ticket = ids[k],
 		                                 .team = team,
 		                                 .via = desk_via_name(via),
 		                                 .rule = rule[k],
-		                                 .contact = el_str(e, 7),
-		                                 .channel = el_str(e, 1),
-		                                 .from = el_str(e, 2),
-		                                 .to = el_str(e, 3),
+		                                 .contact = el_str(e, 8),
+		                                 .channel = el_str(e, 2),
+		                                 .from = el_str(e, 3),
+		                                 .to = el_str(e, 4),
 		                                 .text = stored,
-		                                 .provider = el_str(e, 5),
-		                                 .provider_id = el_str(e, 6),
-		                                 .campaign = el_str(e, 10)};
+		                                 .provider = el_str(e, 6),
+		                                 .provider_id = el_str(e, 7),
+		                                 .campaign = el_str(e, 11)};
 		/* store_desk_open copies every string before returning; the
 		 * team may point into tj or the rules, both alive until then */
 		k++;
@@ -455,7 +460,7 @@ static void scan(struct desk_notify *d)
 	d->scanning = 1;
 	d->rescan = 0;
 	d->pending++;
-	store_desk_scan(d->st, now_ms(), DESK_SCAN_BATCH, DESK_BACKFILL_MS, on_scanned, d);
+	store_desk_scan(d->st, now_ms(), DESK_SCAN_BATCH, on_scanned, d);
 }
 
 /* ---- notifications -------------------------------------------------------------- */

@@ -3,16 +3,18 @@
  * the inbound router recorded (and no automatic stage consumed) into a
  * ticket, and notifies the ticket's team.
  *
- * Replies: the router's record writes each reply to the audit stream in the
- * same script (lua/inbound.lua); the desk keeps a cursor in that stream
- * (P desk:cur) and opens tickets for the replies after it in one atomic
- * script that also moves the cursor (lua/desk_ticket.lua 'open').  The
- * router calls desk_notify_kick() after each reply (inbound_route_on_reply)
- * and a timer looks every second, so a reply recorded just before a crash
- * (kill -9 between the record and the ticket) becomes a ticket when any
- * instance looks next; an entry opened twice (two instances, a repeat after
- * a crash) stays one ticket (the open script passes entries at or before
- * the cursor).  Routing is desk.c's.
+ * Replies: the router's record script (lua/inbound.lua) adds a reply from a
+ * contact whose ticket is open or assigned to that ticket itself, and puts
+ * every other reply in the desk's inbox P deskin in the same script; the
+ * desk keeps a cursor in the inbox (P desk:incur) and opens tickets for the
+ * replies after it in one atomic script that also moves the cursor and
+ * trims what it passed (lua/desk_ticket.lua 'open').  The router calls
+ * desk_notify_kick() after each inbox reply (inbound_route_on_reply) and a
+ * timer looks every second, so a reply recorded just before a crash (kill
+ * -9 between the record and the ticket) becomes a ticket when any instance
+ * looks next; an entry opened twice (two instances, a repeat after a crash)
+ * stays one ticket (the open script passes entries at or before the
+ * cursor).  Routing is desk.c's.
  *
  * Notifications: P deskq holds one item per (ticket, event, target kind),
  * claimed under a lease, so a crash mid-send is retried by any instance:

@@ -258,7 +258,7 @@ static void next_stage(struct route *r);
 
 static void recorded(struct route *r, const redisReply *e)
 {
-	if (!e || e->type != REDIS_REPLY_ARRAY || e->elements < 7) {
+	if (!e || e->type != REDIS_REPLY_ARRAY || e->elements < 8) {
 		finish(r, -EIO);
 		return;
 	}
@@ -283,6 +283,8 @@ static void recorded(struct route *r, const redisReply *e)
 	         reply_str(e->element[4]) ? reply_str(e->element[4]) : "");
 	snprintf(r->res.msg, sizeof r->res.msg, "%s",
 	         reply_str(e->element[5]) ? reply_str(e->element[5]) : "");
+	snprintf(r->res.ticket, sizeof r->res.ticket, "%s",
+	         reply_str(e->element[7]) ? reply_str(e->element[7]) : "");
 	/* A duplicate of a keyword asks for its confirmation again: the
 	 * idempotency key makes that a no-op when the first one was queued. */
 	if (r->res.duplicate && strcmp(r->res.action, inbound_action_name(r->in.action)) != 0) {

@@ -47,6 +47,7 @@ struct inbound_result {
 	char camp[80];               /* the campaign the reply was attributed to, "" */
 	char msg[80];                /* the message it answers, "" */
 	char confirm_id[ID_LEN + 1]; /* the confirmation queued, "" for none */
+	char ticket[ID_LEN + 1];     /* the open desk ticket a reply joined, "" */
 };
 typedef void (*inbound_route_cb)(void *arg, const struct inbound_result *res);
 
@@ -77,10 +78,10 @@ void inbound_route_reply(struct store *st, const struct config *cfg, enum inboun
 /*
  * People in the loop (the complaints desk, desk_notify.c): fn is called for
  * every message recorded as a reply (not a duplicate, not a keyword, not
- * taken by a stage), right before the caller's callback.  The record wrote
- * the reply to the audit stream in the same script, so fn only has to look
- * there soon; a ticket never depends on fn being called.  At start and stop
- * only; NULL clears.
+ * taken by a stage), right before the caller's callback.  The record added
+ * the reply to the contact's open ticket (res->ticket) or to the desk's
+ * inbox in the same script, so fn only has to look there soon; a ticket
+ * never depends on fn being called.  At start and stop only; NULL clears.
  */
 typedef void (*inbound_reply_fn)(void *ctx, const struct inbound *in,
                                  const struct inbound_result *res);

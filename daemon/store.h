@@ -60,7 +60,8 @@
  *                             did (7 days)
  *   P team:{id}        hash   desk team (json, v, created, updated, nw/ne/nc notification
  *                             targets); P teams zset of ids; P desk:rules hash (json, v,
- *                             updated); P desk:cur string the last audit entry the desk passed
+ *                             updated); P deskin stream the desk's inbox (replies to route,
+ *                             lua/inbound.lua), P desk:incur string the last one it passed
  *   P tk:{id}          hash   ticket; P tkm:{id} list its conversation (JSON, last 500);
  *                             P tickets, P tks:{state}, P tkt:{team}, P tkt:{team}:{state} zsets
  *                             of ids; P tkc:{cid} string the contact's current ticket;

@@ -106,15 +106,13 @@ void store_desk_rules_get(struct store *st, redis_cb cb, void *arg)
 
 /* ---- tickets -------------------------------------------------------------- */
 
-void store_desk_scan(struct store *st, int64_t now, int batch, int64_t backfill_ms, redis_cb cb,
-                     void *arg)
+void store_desk_scan(struct store *st, int64_t now, int batch, redis_cb cb, void *arg)
 {
 	struct argv a;
 	argv_init(&a);
 	argv_add(&a, "scan");
 	argv_addll(&a, now);
 	argv_addll(&a, batch);
-	argv_addll(&a, backfill_ms);
 	store_eval(st, SCRIPT_DESK_TICKET, &a, cb, arg);
 	argv_free(&a);
 }
@@ -134,6 +132,7 @@ void store_desk_open(struct store *st, int64_t now, int64_t reopen_ms, const cha
 	argv_add(&a, t0);
 	argv_add(&a, t1);
 	for (size_t i = 0; i < n; i++) {
+		argv_add(&a, r[i].did);
 		argv_add(&a, r[i].aid);
 		argv_addll(&a, r[i].at);
 		argv_add(&a, r[i].ticket);

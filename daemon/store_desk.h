@@ -37,13 +37,13 @@ void store_desk_rules_get(struct store *st, redis_cb cb, void *arg);
 
 /* ---- tickets (desk_ticket.lua) ------------------------------------------- */
 
-/* The next replies the desk has not opened yet, after its cursor in the
- * audit stream: {last id or '', rules json or '', {reply...}}. */
-void store_desk_scan(struct store *st, int64_t now, int batch, int64_t backfill_ms, redis_cb cb,
-                     void *arg);
+/* The next replies the desk has not opened yet, after its cursor in its
+ * inbox (P deskin): {last inbox id or '', rules json or '', {reply...}}. */
+void store_desk_scan(struct store *st, int64_t now, int batch, redis_cb cb, void *arg);
 
 /* One reply to open, append or reopen a ticket with (borrowed strings). */
 struct store_desk_reply {
+	const char *did; /* inbox (P deskin) entry id */
 	const char *aid; /* audit stream id */
 	int64_t at;      /* when it was recorded (ms) */
 	const char *ticket, *team, *via, *rule;

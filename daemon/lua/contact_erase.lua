@@ -201,6 +201,14 @@ do
   end
 end
 
+-- the desk's inbox: replies not routed to a team yet (lua/desk_ticket.lua)
+for _, e in ipairs(redis.call('XRANGE', P .. 'deskin', '-', '+', 'COUNT', 10000)) do
+  if inbound_match(e[2]) then
+    redis.call('XDEL', P .. 'deskin', e[1])
+    entries = entries + 1
+  end
+end
+
 -- messages, their history, and where the scheduler may still hold their ids
 for _, id in ipairs(message_ids()) do
   local camp = redis.call('HGET', P .. 'm:' .. id, 'camp')

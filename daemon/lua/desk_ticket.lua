@@ -1,29 +1,30 @@
 -- desk_ticket: the complaints desk's tickets and their notifications (daemon/store_desk.c,
 -- daemon/desk_notify.c, docs/desk.md).  ARGV[2] is the mode.
--- Keys: P inbound (the router's audit stream, read only: every reply the router recorded is
---       an entry with action=reply) and P desk:cur (the last entry the desk went past);
---       P tk:{id} hash ticket; P tkm:{id} list the conversation (JSON, last 500);
+-- Keys: P deskin (the desk's inbox: lua/inbound.lua adds every reply that is not for an open
+--       or assigned ticket, in the script that records it: aid (the audit entry), channel,
+--       from, to, text, provider, provider_id, contact, camp) and P desk:incur (the last inbox
+--       entry the desk went past; the entries up to it are trimmed);
+--       P tk:{id} hash ticket; P tkm:{id} list the conversation (JSON, lib/desk.lua);
 --       P tickets, P tks:{state}, P tkt:{team}, P tkt:{team}:{state} zsets of ticket ids
 --       (score 0, id order); P tkc:{cid} string the contact's current ticket (its keys are
 --       registered in the contact's erasure registry P cx:{cid}, lua/contact_erase.lua);
 --       P tkfr:{team} zset "{ticket}:{first response ms}" by answer time;
 --       P deskq zset notifications due "{ticket}|{event}|{kind}" by due time, P deskqa hash
---       their attempts; read: P c:{cid} (tier, tags), P lc:{cid} (the campaign of an audit
---       entry written before entries named it), P cp:{camp} (fwd), P team:{id} (nw, ne, nc); writes P tl:{cid} (answers),
---       P cx:{cid} (the erasure registry) and P stats.
+--       their attempts; read: P c:{cid} (tier, tags), P cp:{camp} (fwd), P team:{id} (nw, ne,
+--       nc); writes P tl:{cid} (answers), P cx:{cid} (the erasure registry) and P stats.
 --
--- 'scan'   3 now, 4 batch, 5 backfill (ms; where a desk with no cursor starts)
---          -> {last entry id seen or '', rules json or '', {{audit id, channel, from, to, text,
---              provider, provider id, contact, tier, tags json, campaign, forward team}...}}
---          (no reply left to open in the batch: the cursor moves past it here)
--- 'open'   3 now, 4 reopen window (ms), 5 last entry id, 6 customer transitions without an
---          operator, 7 with one ("from:to,..."), then from 8 per reply 14
---          values: audit id, at (ms), new ticket id, team, via, rule, contact, channel, from,
---          to, text, provider, provider id, campaign
+-- 'scan'   3 now, 4 batch
+--          -> {last inbox id seen or '', rules json or '', {{inbox id, audit id, channel, from,
+--              to, text, provider, provider id, contact, tier, tags json, campaign, forward
+--              team}...}}
+-- 'open'   3 now, 4 reopen window (ms), 5 last inbox id, 6 customer transitions without an
+--          operator, 7 with one ("from:to,..."), then from 8 per reply 15
+--          values: inbox id, audit id, at (ms), new ticket id, team, via, rule, contact,
+--          channel, from, to, text, provider, provider id, campaign
 --          -> {{audit id, ticket id, 'new'|'append'|'reopen'} | {audit id, '', 'seen'}...}
---          (an entry at or before P desk:cur was opened before: 'seen', nothing written; the
---          cursor only moves here and in 'scan' past entries with nothing to open, so an entry
---          is opened exactly once across instances and repeats)
+--          (an inbox entry at or before P desk:incur was opened before: 'seen', nothing
+--          written; the cursor only moves here, so a reply is opened exactly once across
+--          instances and repeats)
 -- 'assign' 3 ticket, 4 now, 5 operator, 6 transitions -> {'ok', hash} | {'not_found'} |
 --          {'conflict', state}
 -- 'close'  the same ('' operator = keep)
@@ -33,8 +34,8 @@
 -- 'claim'  3 now, 4 lease (ms), 5 batch -> {{member, attempts, ticket, event, kind, target,
 --          team, state, channel, contact, from, campaign, created, last text}...}
 -- 'done'   3 member, 4 now, 5 ok|retry|fail, 6 due (retry), 7 detail -> {'ok'}
+-- use: desk
 local P, mode = ARGV[1], ARGV[2]
-local CONV_MAX = 500
 local FR_KEEP = 400 * 86400000
 
 local function fields(arr)
@@ -53,11 +54,15 @@ local function sid_after(a, b)
   return am > bm or (am == bm and as > bs)
 end
 
+-- Move the inbox cursor to last and drop the entries before it.
 local function advance(last)
   if last == '' then return end
-  local k = P .. 'desk:cur'
+  local k = P .. 'desk:incur'
   local cur = redis.call('GET', k) or ''
-  if sid_after(last, cur) then redis.call('SET', k, last) end
+  if sid_after(last, cur) then
+    redis.call('SET', k, last)
+    redis.call('XTRIM', P .. 'deskin', 'MINID', last)
+  end
 end
 
 local function trans(s)
@@ -76,13 +81,6 @@ local function index_move(tk, team, from, to)
   redis.call('ZREM', P .. 'tks:' .. from, tk)
   redis.call('ZREM', P .. 'tkt:' .. team .. ':' .. from, tk)
   index_add(tk, team, to)
-end
-
-local function conv(tk, entry)
-  local k = P .. 'tkm:' .. tk
-  if redis.call('RPUSH', k, cjson.encode(entry)) > CONV_MAX then
-    redis.call('LTRIM', k, -CONV_MAX, -1)
-  end
 end
 
 local KINDS = {webhook = 'nw', email = 'ne', chat = 'nc'}
@@ -107,60 +105,39 @@ local function enqueue(tk, team, event, now)
 end
 
 if mode == 'scan' then
-  local now, batch, back = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-  local ck = P .. 'desk:cur'
-  local cur = redis.call('GET', ck)
-  if not cur then
-    cur = string.format('%d-0', now - back)
-    redis.call('SET', ck, cur)
-  end
-  local es = redis.call('XRANGE', P .. 'inbound', '(' .. cur, '+', 'COUNT', batch)
+  local batch = tonumber(ARGV[4])
+  local cur = redis.call('GET', P .. 'desk:incur') or '0-0'
+  local es = redis.call('XRANGE', P .. 'deskin', '(' .. cur, '+', 'COUNT', batch)
   if #es == 0 then return {'', '', {}} end
-  local last = es[#es][1]
   local out = {}
   for _, e in ipairs(es) do
     local f = fields(e[2])
-    if f.action == 'reply' then
-      local cid = f.contact or ''
-      local tier, tags, camp, fwd = '', '', '', ''
-      if cid ~= '' then
-        local c = redis.call('HMGET', P .. 'c:' .. cid, 'tier', 'tags')
-        tier, tags = c[1] or '', c[2] or ''
-        -- the campaign the router attributed the reply to (the entry names it)
-        camp = f.camp
-        if camp == nil then
-          -- an entry of an older router: the last campaign touch within its window
-          camp = ''
-          local lc = redis.call('HMGET', P .. 'lc:' .. cid, 'camp', 'at', 'win')
-          local at, win = tonumber(lc[2]), tonumber(lc[3])
-          local ems = tonumber(string.match(e[1], '^(%d+)'))
-          if lc[1] and at and win and at <= ems and ems - at <= win then camp = lc[1] end
-        end
-        if camp ~= '' then fwd = redis.call('HGET', P .. 'cp:' .. camp, 'fwd') or '' end
-      end
-      out[#out + 1] = {e[1], f.channel or '', f.from or '', f.to or '', f.text or '',
-                       f.provider or '', f.provider_id or '', cid, tier, tags, camp, fwd}
+    local cid = f.contact or ''
+    local tier, tags, camp, fwd = '', '', f.camp or '', ''
+    if cid ~= '' then
+      local c = redis.call('HMGET', P .. 'c:' .. cid, 'tier', 'tags')
+      tier, tags = c[1] or '', c[2] or ''
     end
+    if camp ~= '' then fwd = redis.call('HGET', P .. 'cp:' .. camp, 'fwd') or '' end
+    out[#out + 1] = {e[1], f.aid or '', f.channel or '', f.from or '', f.to or '', f.text or '',
+                     f.provider or '', f.provider_id or '', cid, tier, tags, camp, fwd}
   end
-  if #out == 0 then
-    advance(last)
-    return {last, '', {}}
-  end
-  return {last, redis.call('HGET', P .. 'desk:rules', 'json') or '', out}
+  return {es[#es][1], redis.call('HGET', P .. 'desk:rules', 'json') or '', out}
 
 elseif mode == 'open' then
   local now, reopen, last = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
   local cust = {[false] = trans(ARGV[6]), [true] = trans(ARGV[7])}
-  local cur = redis.call('GET', P .. 'desk:cur') or ''
+  local cur = redis.call('GET', P .. 'desk:incur') or ''
   local res = {}
   local n = {opened = 0, appended = 0, reopened = 0}
-  for i = 8, #ARGV - 13, 14 do
-    local aid, at, tk, team, via, rule = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2],
-                                         ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
-    local cid, ch, from, to, text = ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9],
-                                    ARGV[i + 10]
-    local prov, pid, camp = ARGV[i + 11], ARGV[i + 12], ARGV[i + 13]
-    if not sid_after(aid, cur) then
+  for i = 8, #ARGV - 14, 15 do
+    local did, aid, at, tk, team = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3],
+                                   ARGV[i + 4]
+    local via, rule, cid, ch, from = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8],
+                                     ARGV[i + 9]
+    local to, text, prov, pid, camp = ARGV[i + 10], ARGV[i + 11], ARGV[i + 12], ARGV[i + 13],
+                                      ARGV[i + 14]
+    if not sid_after(did, cur) then
       -- the cursor went past it: opened before (another instance, a repeat)
       res[#res + 1] = {aid, '', 'seen'}
     else
@@ -176,15 +153,14 @@ elseif mode == 'open' then
           kind = 'reopen'
         end
       end
-      local msg = {dir = 'in', at = at, channel = ch, text = text, inbound = aid,
-                   provider = prov, provider_id = pid}
       if kind == 'new' then
         local k = P .. 'tk:' .. tk
         redis.call('HSET', k, 'id', tk, 'team', team, 'state', 'open', 'via', via, 'rule', rule,
                    'contact', cid, 'channel', ch, 'from', from, 'to', to, 'camp', camp,
                    'created', at, 'updated', now, 'last_in', at, 'n', 1, 'outs', 0,
                    'reopened', 0, 'last_text', text)
-        conv(tk, msg)
+        desk_conv(P, tk, {dir = 'in', at = at, channel = ch, text = text, inbound = aid,
+                          provider = prov, provider_id = pid})
         redis.call('ZADD', P .. 'tickets', 0, tk)
         redis.call('ZADD', P .. 'tkt:' .. team, 0, tk)
         index_add(tk, team, 'open')
@@ -197,16 +173,14 @@ elseif mode == 'open' then
       else
         tk = ctk
         local k = P .. 'tk:' .. tk
-        redis.call('HSET', k, 'updated', now, 'last_in', at, 'channel', ch, 'from', from,
-                   'to', to, 'last_text', text, 'n', (tonumber(h[5]) or 0) + 1)
-        conv(tk, msg)
+        desk_append(P, tk, h[5], now, at, ch, from, to, text, aid, prov, pid)
         if kind == 'reopen' then
           local op = (h[2] and h[2] ~= '') and true or false
           local to_state = cust[op][h[1]] or 'open'
           redis.call('HSET', k, 'state', to_state)
           redis.call('HINCRBY', k, 'reopened', 1)
           index_move(tk, h[4], h[1], to_state)
-          conv(tk, {dir = 'event', at = now, event = 'reopened', state = to_state})
+          desk_conv(P, tk, {dir = 'event', at = now, event = 'reopened', state = to_state})
           enqueue(tk, h[4], 'reopened', now)
           n.reopened = n.reopened + 1
         else
@@ -232,11 +206,11 @@ elseif mode == 'assign' or mode == 'close' then
   if mode == 'assign' then
     redis.call('HSET', k, 'operator', op)
     if not redis.call('HGET', k, 'assigned_at') then redis.call('HSET', k, 'assigned_at', now) end
-    conv(tk, {dir = 'event', at = tonumber(now), event = 'assigned', operator = op})
+    desk_conv(P, tk, {dir = 'event', at = tonumber(now), event = 'assigned', operator = op})
   else
     redis.call('HSET', k, 'closed_at', now)
     if op ~= '' then redis.call('HSET', k, 'closed_by', op) end
-    conv(tk, {dir = 'event', at = tonumber(now), event = 'closed', operator = op})
+    desk_conv(P, tk, {dir = 'event', at = tonumber(now), event = 'closed', operator = op})
     redis.call('HINCRBY', P .. 'stats', 'desk:closed', 1)
   end
   redis.call('HSET', k, 'state', to, 'updated', now)
@@ -263,7 +237,7 @@ elseif mode == 'answer' then
              'last_out', now)
   if not h[6] or h[6] == '' then redis.call('HSET', k, 'operator', op) end
   redis.call('HINCRBY', k, 'outs', 1)
-  conv(tk, {dir = 'out', at = now, channel = h[7], text = text, operator = op, message_id = mid})
+  desk_conv(P, tk, {dir = 'out', at = now, channel = h[7], text = text, operator = op, message_id = mid})
   index_move(tk, h[2], h[1], to)
   local fr = -1
   if not h[5] then

@@ -6,6 +6,10 @@
 --       (campaign attribution, contracts.md; lc:{id} lm/lmat: the last message sent to the
 --       contact, lua/msg_settle.lua), P tgoff:{channel} (getUpdates offset), P stats; read
 --       only: P sv:{id}, P svi:{provider}:{provider id}, P raffles:open (the stages' "may take").
+--       The complaints desk (docs/desk.md): a reply from a contact whose current ticket
+--       (P tkc:{id}) is open or assigned joins it here (P tk:{ticket}, P tkm:{ticket},
+--       lib/desk.lua); any other reply goes to the desk's inbox P deskin (lua/desk_ticket.lua
+--       routes it to a team), in this same script, so none is lost.
 --
 -- 'getoff' 3 channel -> the stored getUpdates offset ('0' when none)
 -- 'offset' 3 channel, 4 offset: raise P tgoff:{channel} to offset (never lowers it) -> offset now
@@ -23,7 +27,9 @@
 --          conversation, the message was answered by a survey before, a raffle is open -- the
 --          item answers 'stage' and writes nothing)
 --          -> per item {'ok'|'dup'|'stage', contact id ('' = audit only / unknown), action,
---              created (0|1), campaign or '', message id or '', contact lang or ''}
+--              created (0|1), campaign or '', message id or '', contact lang or '', the
+--              ticket the reply joined or ''}
+-- use: desk
 local P, mode = ARGV[1], ARGV[2]
 local call = redis.call
 
@@ -43,7 +49,8 @@ elseif mode ~= 'batch' then
   return redis.error_reply('inbound: unknown mode')
 end
 
-local now, dttl, tlmax, amax = ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local now, dttl, tlmaxs, amax = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local tlmax = tonumber(tlmaxs)
 local win, leads, scope = tonumber(ARGV[7]), ARGV[8] == '1', ARGV[9]
 local nnow = tonumber(now)
 local MARKETING = {'promotional', 'survey', 'lottery', 'occasion'}
@@ -58,7 +65,7 @@ end
 local function new_contact(id, fields)
   call('HSET', P .. 'c:' .. id, 'id', id, 'created', now, 'updated', now, 'v', 1, 'lead', 1,
        unpack(fields))
-  call('ZADD', P .. 'contacts', 0, id)
+  call('ZADD', P .. 'contacts', '0', id)
 end
 
 -- The live contact an address belongs to, and its language.
@@ -106,9 +113,9 @@ local function record(b)
                                       ARGV[b + 14]
   local ask = ARGV[b + 15] == '1' and action == 'reply'
 
+  -- a repeat answers the first answer ("contact action") and changes nothing
   local dk = P .. 'inb:' .. prov .. ':' .. pid
-  local prev = call('GET', dk)
-  if prev then
+  local function dup(prev)
     raise_offset(och, off)
     count('inbound_duplicate')
     local sep = string.find(prev, ' ', 1, true)
@@ -119,11 +126,13 @@ local function record(b)
     else
       lang = call('HGET', P .. 'c:' .. cid, 'lang') or ''
     end
-    return {'dup', cid, string.sub(prev, sep + 1), 0, '', '', lang}
+    return {'dup', cid, string.sub(prev, sep + 1), 0, '', '', lang, ''}
   end
 
   local cid, lang, created = '', '', 0
   if action == 'link' then
+    local prev = call('GET', dk)
+    if prev then return dup(prev) end
     local byphone, bychat = owner('sms', phone), owner(ch, from)
     if byphone then
       cid = byphone
@@ -140,7 +149,15 @@ local function record(b)
     if cid ~= '' and created == 0 then lang = call('HGET', P .. 'c:' .. cid, 'lang') or '' end
   else
     local o, l = owner(ch, from)
-    if ask and stage_may(o or '', prov, pid) then return {'stage', o or '', action, 0, '', '', l} end
+    -- the dedupe key, claimed with the contact this message gets: one call, and a repeat
+    -- reads the first answer back
+    local mine = o or (leads and newid) or '-'
+    local prev = call('SET', dk, mine .. ' ' .. action, 'NX', 'GET', 'EX', dttl)
+    if prev then return dup(prev) end
+    if ask and stage_may(o or '', prov, pid) then
+      call('DEL', dk) -- the stages first; the record comes back told not to ask
+      return {'stage', o or '', action, 0, '', '', l, ''}
+    end
     if o then
       cid, lang = o, l
     elseif leads then
@@ -176,13 +193,30 @@ local function record(b)
                    'to', to, 'text', text, 'received_at', recv, 'provider', prov, 'provider_id',
                    pid, 'transport', transport, 'contact', cid, 'action', action, 'phone', phone,
                    'stage', stage, 'camp', camp)
-  local dcid = cid
-  if dcid == '' then dcid = '-' end
-  call('SET', dk, dcid .. ' ' .. action, 'EX', dttl)
+  if action == 'link' then
+    local dcid = cid
+    if dcid == '' then dcid = '-' end
+    call('SET', dk, dcid .. ' ' .. action, 'EX', dttl)
+  end
   count('inbound:' .. action)
   raise_offset(och, off)
+
+  -- the desk: a reply joins the contact's open or assigned ticket, else waits in the inbox
+  local ticket = ''
+  if action == 'reply' then
+    local tk = cid ~= '' and call('GET', P .. 'tkc:' .. cid)
+    local h = tk and call('HMGET', P .. 'tk:' .. tk, 'state', 'n')
+    if h and (h[1] == 'open' or h[1] == 'assigned') then
+      desk_append(P, tk, h[2], now, nnow, ch, from, to, text, aid, prov, pid)
+      count('desk:appended')
+      ticket = tk
+    else
+      call('XADD', P .. 'deskin', '*', 'aid', aid, 'channel', ch, 'from', from, 'to', to, 'text',
+           text, 'provider', prov, 'provider_id', pid, 'contact', cid, 'camp', camp)
+    end
+  end
   if cid == '' then
-    return {'ok', '', action, 0, '', '', ''}
+    return {'ok', '', action, 0, '', '', '', ''}
   end
 
   local ck, tl = P .. 'c:' .. cid, P .. 'tl:' .. cid
@@ -209,17 +243,17 @@ local function record(b)
     if tlmax > 0 then
       local c = 'revoked'
       if action == 'opt_in' then c = 'granted' end
-      call('XADD', tl, 'MAXLEN', '~', tlmax, '*', 'type', 'consent', 'channel', ch, 'consent', c,
+      call('XADD', tl, 'MAXLEN', '~', tlmaxs, '*', 'type', 'consent', 'channel', ch, 'consent', c,
            'scope', what, 'reason', 'inbound keyword', 'text', text, 'inbound', aid, 'camp', camp)
     end
   elseif action == 'help' then
     if tlmax > 0 then
-      call('XADD', tl, 'MAXLEN', '~', tlmax, '*', 'type', 'help', 'channel', ch, 'text', text,
+      call('XADD', tl, 'MAXLEN', '~', tlmaxs, '*', 'type', 'help', 'channel', ch, 'text', text,
            'inbound', aid)
     end
   elseif action == 'link' then
     if tlmax > 0 then
-      call('XADD', tl, 'MAXLEN', '~', tlmax, '*', 'type', 'link', 'channel', ch, 'chat', from,
+      call('XADD', tl, 'MAXLEN', '~', tlmaxs, '*', 'type', 'link', 'channel', ch, 'chat', from,
            'phone', phone, 'inbound', aid)
     end
   elseif action == 'taken' then
@@ -236,11 +270,11 @@ local function record(b)
     if attributed == '' and named then attributed = cmsg end
     if attributed == '' then attributed = lm end
     if tlmax > 0 then
-      call('XADD', tl, 'MAXLEN', '~', tlmax, '*', 'type', 'reply', 'channel', ch, 'text', text,
+      call('XADD', tl, 'MAXLEN', '~', tlmaxs, '*', 'type', 'reply', 'channel', ch, 'text', text,
            'm', attributed, 'camp', camp, 'inbound', aid)
     end
   end
-  return {'ok', cid, action, created, camp, attributed, lang}
+  return {'ok', cid, action, created, camp, attributed, lang, ticket}
 end
 
 local out = {}
