@@ -6,7 +6,9 @@
  * where the POST parameters are sorted by name (byte order, case-sensitive;
  * equal names by value, an exact duplicate pair counted once) and the URL
  * is exactly the one Twilio called, query string included.  Values are the
- * decoded form values.  No I/O, no allocation visible to the caller.
+ * decoded form values.  No I/O, no allocation visible to the caller; the
+ * HMAC contexts keyed with the last few tokens are kept (twilio_sig.c), so
+ * a fixed token is not re-keyed per request.  Thread-safe.
  */
 #ifndef CLUBD_TWILIO_SIG_H
 #define CLUBD_TWILIO_SIG_H
@@ -34,5 +36,9 @@ int twilio_sig_compute(const char *auth_token, const char *url, const char *cons
  */
 int twilio_sig_verify(const char *auth_token, const char *url, const char *const *names,
                       const char *const *values, size_t n, const char *signature);
+
+/* Wipe and free the keyed contexts kept for the tokens seen so far (at
+ * exit, or after a token was rotated out); later calls key them again. */
+void twilio_sig_cleanup(void);
 
 #endif

@@ -25,8 +25,9 @@
  * api_stream_wake().
  *
  * Limits: [api] max_body for JSON (413 as soon as it is passed), [api]
- * max_bulk_body for streams, 32 KiB of MHD memory per connection (request
- * line + headers; MHD answers 431/400 above it), [api] max_connections,
+ * max_bulk_body for streams, API_CONN_MEMORY of MHD memory per connection
+ * (request line + headers, about 14 KiB of them; MHD answers 431/400 above
+ * it), [api] max_connections,
  * [api] connection_timeout for idle connections, [api] request_timeout for
  * a whole request.  After an early answer at most API_DISCARD_MAX body bytes
  * are read and dropped before the connection is cut.  Listen addresses are
@@ -54,7 +55,16 @@
 #include "text.h"
 #include "util.h"
 
-#define API_CONN_MEMORY     (32 * 1024)   /* MHD pool per connection: headers + I/O */
+/*
+ * MHD's pool per connection: request line, headers, read and write buffers.
+ * Bodies never live in it (they are copied to our buffers chunk by chunk).
+ * libmicrohttpd 0.9.75 zeroes the whole pool between two requests on a
+ * keep-alive connection (MHD_pool_reset) and the unused read buffer when it
+ * starts the answer, so its size is paid on every request: 16 KiB keeps
+ * about 14 KiB of request headers (a 4 KiB bearer token with room to spare)
+ * and halves that cost against 32 KiB.
+ */
+#define API_CONN_MEMORY     (16 * 1024)
 #define API_DISCARD_MAX     (1024 * 1024) /* body bytes dropped after an early answer */
 #define API_CLOSE_FLUSH_MS  1000          /* shutdown: wait this long for answers to go */
 #define API_TOKEN_MAX       4096          /* bearer token length */
@@ -89,6 +99,7 @@ struct api_kv {
 struct api_kvs {
 	struct api_kv *v;
 	size_t n, cap;
+	int packed; /* v and every string are one allocation (kvs_copy) */
 };
 
 struct api_server {
@@ -109,6 +120,7 @@ struct api_server {
 	int max_connections;
 
 	struct api_tokens tokens;
+	EVP_MD *sha256; /* fetched once, for bearer tokens */
 
 	struct MHD_Daemon *mhd;
 	int port;
@@ -142,7 +154,7 @@ struct api_req {
 	void *app;
 	struct MHD_Connection *conn; /* NULL once MHD completed the request */
 	const struct api_route *route;
-	char *method;
+	char *method; /* method and path share one allocation */
 	char *path;
 	struct api_kvs params;
 	struct api_kvs query;
@@ -150,7 +162,7 @@ struct api_req {
 	struct api_kvs resp_headers;
 	struct buf body;
 	json_t *json;
-	char *token_name;
+	char *token_name; /* NULL for "" */
 	enum api_role role;
 	void *data;
 	void (*free_fn)(void *);
@@ -206,6 +218,7 @@ const char *api_role_name(enum api_role r)
 
 static void kvs_add(struct api_kvs *l, const char *k, size_t klen, const char *v, size_t vlen)
 {
+	assert(!l->packed);
 	if (l->n == l->cap) {
 		l->cap = l->cap ? l->cap * 2 : 8;
 		l->v = xrealloc(l->v, l->cap * sizeof *l->v);
@@ -225,13 +238,75 @@ static const char *kvs_get(const struct api_kvs *l, const char *k, int nocase)
 
 static void kvs_free(struct api_kvs *l)
 {
-	for (size_t i = 0; i < l->n; i++) {
+	for (size_t i = 0; !l->packed && i < l->n; i++) {
 		free(l->v[i].k);
 		free(l->v[i].v);
 	}
 	free(l->v);
 	l->v = NULL;
 	l->n = l->cap = 0;
+	l->packed = 0;
+}
+
+/* Sizing pass of kvs_copy: entries and string bytes (NULs included). */
+struct kvs_size {
+	size_t n, bytes;
+};
+
+static enum MHD_Result kvs_size_one(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+	(void)kind;
+	struct kvs_size *z = cls;
+	z->n++;
+	z->bytes += (key ? strlen(key) : 0) + (value ? strlen(value) : 0) + 2;
+	return MHD_YES;
+}
+
+/* Filling pass: the strings follow the array in the same block. */
+struct kvs_fill {
+	struct api_kvs *l;
+	char *next, *end;
+};
+
+static enum MHD_Result kvs_fill_one(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+	(void)kind;
+	struct kvs_fill *f = cls;
+	struct api_kvs *l = f->l;
+	const char *kv[2] = {key ? key : "", value ? value : ""};
+	char *out[2];
+	if (l->n == l->cap)
+		return MHD_NO; /* cannot happen: sized by the first pass */
+	for (int i = 0; i < 2; i++) {
+		size_t n = strlen(kv[i]) + 1;
+		assert(n <= (size_t)(f->end - f->next));
+		memcpy(f->next, kv[i], n);
+		out[i] = f->next;
+		f->next += n;
+	}
+	l->v[l->n].k = out[0];
+	l->v[l->n].v = out[1];
+	l->n++;
+	return MHD_YES;
+}
+
+/* Copy the connection's values of one kind into an empty list, in one
+ * allocation (a request's headers and query are never added to). */
+static void kvs_copy(struct api_kvs *l, struct MHD_Connection *conn, enum MHD_ValueKind kind)
+{
+	struct kvs_size z = {0, 0};
+	MHD_get_connection_values(conn, kind, kvs_size_one, &z);
+	if (z.n == 0)
+		return;
+	char *block = xmalloc(z.n * sizeof *l->v + z.bytes);
+	l->v = (struct api_kv *)(void *)block;
+	l->n = 0;
+	l->cap = z.n;
+	l->packed = 1;
+	struct kvs_fill f = {l, block + z.n * sizeof *l->v, block + z.n * sizeof *l->v + z.bytes};
+	MHD_get_connection_values(conn, kind, kvs_fill_one, &f);
 }
 
 /* Copy s replacing every byte that does not start a valid UTF-8 sequence. */
@@ -313,10 +388,12 @@ static int name_ok(const char *s)
 	return 1;
 }
 
-static int sha256(const void *p, size_t n, unsigned char out[SHA256_LEN])
+/* md: a fetched SHA-256 (no implicit fetch per call), or NULL for the
+ * default one. */
+static int sha256(const EVP_MD *md, const void *p, size_t n, unsigned char out[SHA256_LEN])
 {
 	unsigned int len = 0;
-	if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1 || len != SHA256_LEN)
+	if (EVP_Digest(p, n, out, &len, md ? md : EVP_sha256(), NULL) != 1 || len != SHA256_LEN)
 		return -EIO;
 	return 0;
 }
@@ -466,11 +543,12 @@ int api_tokens_check(const char *path, size_t *n, struct cfg_error *err)
 }
 
 /* Compare against every hash (no early exit on a match). */
-static const struct api_token *tokens_find(const struct api_tokens *t, const char *token, size_t n)
+static const struct api_token *tokens_find(const struct api_tokens *t, const EVP_MD *md,
+                                           const char *token, size_t n)
 {
 	unsigned char h[SHA256_LEN];
 	const struct api_token *found = NULL;
-	if (sha256(token, n, h) < 0)
+	if (sha256(md, token, n, h) < 0)
 		return NULL;
 	for (size_t i = 0; i < t->n; i++) {
 		int eq = ct_equal(h, t->v[i].hash, SHA256_LEN);
@@ -560,8 +638,7 @@ static void on_req_closed(uv_handle_t *h)
 	}
 	if (rq->resp)
 		MHD_destroy_response(rq->resp);
-	free(rq->method);
-	free(rq->path);
+	free(rq->method); /* and path */
 	kvs_free(&rq->params);
 	kvs_free(&rq->query);
 	kvs_free(&rq->headers);
@@ -589,19 +666,6 @@ static void on_deadline(uv_timer_t *t)
 	api_reply_error(rq, 503, "unavailable", NULL, "request timed out");
 }
 
-static enum MHD_Result copy_value(void *cls, enum MHD_ValueKind kind, const char *key,
-                                  const char *value)
-{
-	(void)kind;
-	struct api_kvs *l = cls;
-	if (!key)
-		key = "";
-	if (!value)
-		value = "";
-	kvs_add(l, key, strlen(key), value, strlen(value));
-	return MHD_YES;
-}
-
 static struct api_req *req_new(struct api_server *s, struct MHD_Connection *conn, const char *url,
                                const char *method)
 {
@@ -610,13 +674,15 @@ static struct api_req *req_new(struct api_server *s, struct MHD_Connection *conn
 	rq->loop = s->loop;
 	rq->app = s->app;
 	rq->conn = conn;
-	rq->method = xstrdup(method);
-	rq->path = xstrdup(url);
-	rq->token_name = xstrdup("");
+	size_t ml = strlen(method), ul = strlen(url);
+	rq->method = xmalloc(ml + ul + 2);
+	memcpy(rq->method, method, ml + 1);
+	rq->path = rq->method + ml + 1;
+	memcpy(rq->path, url, ul + 1);
 	rq->started_ms = mono_ms();
 	buf_init(&rq->body, (size_t)s->max_body);
-	MHD_get_connection_values(conn, MHD_HEADER_KIND, copy_value, &rq->headers);
-	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, copy_value, &rq->query);
+	kvs_copy(&rq->headers, conn, MHD_HEADER_KIND);
+	kvs_copy(&rq->query, conn, MHD_GET_ARGUMENT_KIND);
 	uv_timer_init(s->loop, &rq->deadline);
 	if (s->request_timeout_ms > 0)
 		uv_timer_start(&rq->deadline, on_deadline, (uint64_t)s->request_timeout_ms, 0);
@@ -739,7 +805,7 @@ static int auth_check(struct api_req *rq)
 		size_t n = strlen(tok);
 		if (n == 0 || n > API_TOKEN_MAX)
 			why = "bad bearer token";
-		else if (!(t = tokens_find(&s->tokens, tok, n)))
+		else if (!(t = tokens_find(&s->tokens, s->sha256, tok, n)))
 			why = "unknown bearer token";
 	}
 	if (why) {
@@ -984,7 +1050,7 @@ static enum MHD_Result req_queue(struct api_req *rq)
 	else
 		s->unrouted[cls]++;
 	log_trace("api", "method=%s path=%s status=%u token=%s ms=%lld", log_q(rq->method),
-	          log_q(rq->path), rq->status, log_q(rq->token_name),
+	          log_q(rq->path), rq->status, log_q(api_token_name(rq)),
 	          (long long)(mono_ms() - rq->started_ms));
 	return MHD_YES;
 }
@@ -1114,6 +1180,7 @@ struct api_server *api_server_new(uv_loop_t *loop, const struct config *cfg,
 	s->request_timeout_ms = cfg->api_request_timeout_ms;
 	s->connection_timeout_ms = cfg->api_connection_timeout_ms;
 	s->max_connections = cfg->api_max_connections;
+	s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL); /* NULL: EVP_sha256() per call */
 	uv_timer_init(loop, &s->timer);
 	uv_timer_init(loop, &s->kick);
 	uv_timer_init(loop, &s->flush);
@@ -1311,6 +1378,7 @@ static void on_handle_closed(uv_handle_t *h)
 	for (struct api_req *rq = s->reqs; rq; rq = rq->next)
 		rq->s = NULL;
 	tokens_free(&s->tokens);
+	EVP_MD_free(s->sha256);
 	free(s->listen);
 	free(s->tokens_file);
 	free(s->port_file);
@@ -1425,7 +1493,7 @@ json_t *api_json(struct api_req *rq)
 
 const char *api_token_name(struct api_req *rq)
 {
-	return rq->token_name;
+	return rq->token_name ? rq->token_name : "";
 }
 
 enum api_role api_req_role(struct api_req *rq)
@@ -1553,13 +1621,18 @@ static void req_answer(struct api_req *rq, unsigned status, const char *ctype,
 	}
 }
 
+#define JSON_SMALL 2048 /* answers up to this size are encoded in one pass */
+
 static char *json_to_text(json_t *j, size_t *len)
 {
-	size_t n = json_dumpb(j, NULL, 0, JSON_COMPACT);
+	char small[JSON_SMALL];
+	size_t n = json_dumpb(j, small, sizeof small, JSON_COMPACT);
 	if (n == 0)
 		return NULL;
 	char *p = xmalloc(n + 2);
-	if (json_dumpb(j, p, n, JSON_COMPACT) != n) {
+	if (n <= sizeof small)
+		memcpy(p, small, n);
+	else if (json_dumpb(j, p, n, JSON_COMPACT) != n) {
 		free(p);
 		return NULL;
 	}
@@ -1589,6 +1662,82 @@ void api_reply_json(struct api_req *rq, unsigned status, json_t *json)
 		return;
 	}
 	req_reply(rq, status, json_ctype, p, len);
+}
+
+/* The escape of one byte that JSON requires (as jansson writes it), into
+ * e; NULL when c goes as it is. */
+static const char *json_escape(unsigned char c, char e[7])
+{
+	static const char hex[] = "0123456789ABCDEF";
+	switch (c) {
+	case '"':
+		return "\\\"";
+	case '\\':
+		return "\\\\";
+	case '\b':
+		return "\\b";
+	case '\f':
+		return "\\f";
+	case '\n':
+		return "\\n";
+	case '\r':
+		return "\\r";
+	case '\t':
+		return "\\t";
+	default:
+		if (c >= 0x20)
+			return NULL;
+		memcpy(e, "\\u00", 4);
+		e[4] = hex[c >> 4];
+		e[5] = hex[c & 15];
+		e[6] = '\0';
+		return e;
+	}
+}
+
+int api_json_quote(struct buf *b, const char *s)
+{
+	if (!s)
+		return -EINVAL;
+	size_t n = strlen(s), start = b->len, run = 0;
+	if (!utf8_valid(s, n))
+		return -EINVAL;
+	int rc = buf_append(b, "\"", 1);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		char e[7];
+		const char *esc = json_escape((unsigned char)s[i], e);
+		if (!esc)
+			continue;
+		rc = buf_append(b, s + run, i - run); /* the plain bytes before */
+		if (rc == 0)
+			rc = buf_append(b, esc, strlen(esc));
+		run = i + 1;
+	}
+	if (rc == 0)
+		rc = buf_append(b, s + run, n - run);
+	if (rc == 0)
+		rc = buf_append(b, "\"", 1);
+	if (rc < 0) {
+		b->len = start; /* as it was */
+		if (b->p)
+			b->p[start] = '\0';
+	}
+	return rc;
+}
+
+void api_reply_json_buf(struct api_req *rq, unsigned status, struct buf *b)
+{
+	if (rq->replied) {
+		buf_free(b);
+		return;
+	}
+	if (buf_append(b, "\n", 1) < 0) {
+		buf_free(b);
+		api_reply_error(rq, 500, "internal", NULL, "cannot encode the answer");
+		return;
+	}
+	size_t len = b->len;
+	req_reply(rq, status, json_ctype, buf_steal(b), len);
 }
 
 void api_reply_error(struct api_req *rq, unsigned status, const char *code, const char *field,

@@ -107,6 +107,18 @@ void api_reply_error(struct api_req *rq, unsigned status, const char *code, cons
 void api_reply_raw(struct api_req *rq, unsigned status, const char *content_type, const char *data,
                    size_t len);
 
+struct buf; /* util.h */
+/*
+ * Small JSON answers on hot paths without a jansson document: append s to b
+ * as a JSON string literal, quotes included, escaped as jansson's
+ * json_dumps() writes it (no JSON_ENSURE_ASCII).  0; -EINVAL when s is NULL
+ * or not valid UTF-8, or -ENOSPC from b's cap (b unchanged on error).
+ */
+int api_json_quote(struct buf *b, const char *s);
+/* Reply with the JSON text in b (a newline is added, as api_reply_json
+ * does); b's memory is taken and b left empty. */
+void api_reply_json_buf(struct api_req *rq, unsigned status, struct buf *b);
+
 /*
  * A streamed answer (chunked transfer encoding), for exports of any size.
  * The connection calls fill(rq, buf, max) on the loop whenever the client

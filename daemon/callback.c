@@ -1,11 +1,20 @@
 /*
  * callback.c - the process-wide callback secret and URL signatures (see
- * callback.h).  Owns the secret; wipes it on cleanup.  Never logs it.
+ * callback.h).  Owns one HMAC-SHA256 context keyed with the secret when it
+ * is loaded (OpenSSL 3 EVP_MAC); each signature re-initialises that context
+ * (which reuses the precomputed key pads) instead of keying a fresh HMAC, so
+ * the digest is fetched and the key hashed once per process, not once per
+ * request.  The secret itself is wiped as soon as the context is keyed;
+ * the context is freed (and cleansed by OpenSSL) on cleanup.  Never logs
+ * the secret.  A mutex serialises the context: callers may be on any thread.
+ * Limits: purpose ":" id at most 255 bytes for URL signatures.
  */
 #include "callback.h"
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +22,27 @@
 #include "config.h"
 #include "util.h"
 
-static char *secret;
-static size_t secret_len;
+#define SIGN_MSG_MAX 256 /* purpose ":" id, NUL included */
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static EVP_MAC_CTX *keyed; /* HMAC-SHA256 keyed with the secret; NULL = none */
+
+static EVP_MAC_CTX *hmac_sha256_keyed(const void *key, size_t len)
+{
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	if (!mac)
+		return NULL;
+	EVP_MAC_CTX *c = EVP_MAC_CTX_new(mac);
+	EVP_MAC_free(mac); /* the context keeps its own reference */
+	OSSL_PARAM p[] = {
+	    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+	    OSSL_PARAM_construct_end()};
+	if (c && !EVP_MAC_init(c, key, len, p)) {
+		EVP_MAC_CTX_free(c);
+		c = NULL;
+	}
+	return c;
+}
 
 int callback_init(const char *spec, char *why, size_t whylen)
 {
@@ -27,47 +55,72 @@ int callback_init(const char *spec, char *why, size_t whylen)
 		snprintf(why, whylen, "%s", err.msg);
 		return -1;
 	}
-	if (strlen(s) < 16) {
-		explicit_bzero(s, strlen(s));
-		free(s);
+	size_t n = strlen(s);
+	if (n < 16) {
+		secret_free(s);
 		snprintf(why, whylen, "the callback secret must be at least 16 characters");
 		return -1;
 	}
-	secret = s;
-	secret_len = strlen(s);
+	EVP_MAC_CTX *c = hmac_sha256_keyed(s, n);
+	secret_free(s);
+	if (!c) {
+		snprintf(why, whylen, "cannot set up HMAC-SHA256 (OpenSSL)");
+		return -1;
+	}
+	pthread_mutex_lock(&mu);
+	keyed = c;
+	pthread_mutex_unlock(&mu);
 	return 0;
 }
 
 void callback_cleanup(void)
 {
-	if (secret) {
-		explicit_bzero(secret, secret_len);
-		free(secret);
-	}
-	secret = NULL;
-	secret_len = 0;
+	pthread_mutex_lock(&mu);
+	EVP_MAC_CTX *c = keyed;
+	keyed = NULL;
+	pthread_mutex_unlock(&mu);
+	EVP_MAC_CTX_free(c);
 }
 
 int callback_enabled(void)
 {
-	return secret != NULL;
+	pthread_mutex_lock(&mu);
+	int on = keyed != NULL;
+	pthread_mutex_unlock(&mu);
+	return on;
+}
+
+/* md = HMAC-SHA256(secret, part[0] || ... || part[n-1]); 0, or -1 when
+ * there is no secret or OpenSSL fails. */
+static int mac_parts(const char *const *part, const size_t *len, size_t n, unsigned char md[32])
+{
+	int rc = -1;
+	size_t mdlen = 0;
+	pthread_mutex_lock(&mu);
+	if (!keyed || !EVP_MAC_init(keyed, NULL, 0, NULL))
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (len[i] && !EVP_MAC_update(keyed, (const unsigned char *)part[i], len[i]))
+			goto out;
+	if (EVP_MAC_final(keyed, md, &mdlen, 32) && mdlen == 32)
+		rc = 0;
+out:
+	pthread_mutex_unlock(&mu);
+	return rc;
 }
 
 int callback_sign(const char *purpose, const char *id, char out[CALLBACK_SIG_LEN + 1])
 {
-	if (!secret)
+	size_t pl = strlen(purpose), il = strlen(id);
+	if (pl + 1 + il >= SIGN_MSG_MAX)
 		return -1;
-	char msg[256];
-	int n = snprintf(msg, sizeof msg, "%s:%s", purpose, id);
-	if (n < 0 || (size_t)n >= sizeof msg)
+	const char *part[3] = {purpose, ":", id};
+	const size_t len[3] = {pl, 1, il};
+	unsigned char md[32];
+	char hex[2 * sizeof md + 1];
+	if (mac_parts(part, len, 3, md) < 0)
 		return -1;
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	if (!HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)msg, (size_t)n, md,
-	          &mdlen))
-		return -1;
-	char hex[2 * EVP_MAX_MD_SIZE + 1];
-	hex_encode(md, mdlen, hex);
+	hex_encode(md, sizeof md, hex);
 	memcpy(out, hex, CALLBACK_SIG_LEN);
 	out[CALLBACK_SIG_LEN] = '\0';
 	return 0;
@@ -81,17 +134,17 @@ int callback_verify(const char *purpose, const char *id, const char *sig)
 	return ct_equal(want, sig, CALLBACK_SIG_LEN);
 }
 
-int callback_hmac_hex(const char *msg, size_t n, char out[65])
+int callback_hmac_hex_parts(const char *const *part, const size_t *len, size_t n, char out[65])
 {
-	if (!secret)
+	unsigned char md[32];
+	if (mac_parts(part, len, n, md) < 0)
 		return -1;
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	if (!HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)msg, n, md,
-	          &mdlen) ||
-	    mdlen != 32)
-		return -1;
-	hex_encode(md, mdlen, out);
+	hex_encode(md, sizeof md, out);
 	out[64] = '\0';
 	return 0;
+}
+
+int callback_hmac_hex(const char *msg, size_t n, char out[65])
+{
+	return callback_hmac_hex_parts(&msg, &n, 1, out);
 }

@@ -6,6 +6,9 @@
  * without the secret can forge one.  The secret comes from
  * [api] callback_secret_file; without it, nothing is signed and every
  * signed endpoint answers 403.
+ *
+ * The HMAC key is set up once, in callback_init(), not per signature.  Every
+ * function may be called from any thread (one lock around the keyed context).
  */
 #ifndef CLUBD_CALLBACK_H
 #define CLUBD_CALLBACK_H
@@ -25,5 +28,8 @@ int callback_verify(const char *purpose, const char *id, const char *sig);
 /* out gets hex(HMAC-SHA256(secret, msg[0..n))), 64 digits + NUL, for signed
  * webhooks (X-Clubd-Signature); -1 when no secret. */
 int callback_hmac_hex(const char *msg, size_t n, char out[65]);
+/* The same over the concatenation of n parts (part[i] of len[i] bytes),
+ * without copying them together.  -1 when no secret. */
+int callback_hmac_hex_parts(const char *const *part, const size_t *len, size_t n, char out[65]);
 
 #endif

@@ -2,10 +2,14 @@
  * test_twilio_sig.c - X-Twilio-Signature: Twilio's documented reference
  * example, parameter order, duplicates, UTF-8 values, the default-port
  * variants of the URL, every way a signature can be wrong, and the input
- * limits.  Expected values were computed independently (Python's hmac and
- * base64 modules) and are written here as constants.
+ * limits; RFC 2202's HMAC-SHA1 vectors (the token as the key, the URL as
+ * the data); the cache of keyed contexts (more tokens than it holds,
+ * tokens that are prefixes of each other, cleanup) and concurrent callers.
+ * Expected values were computed independently (Python's hmac and base64
+ * modules) and are written here as constants.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -226,12 +230,144 @@ static void test_limits(void **state)
 	free(values);
 }
 
+/* RFC 2202 section 3 (HMAC-SHA1), test cases 2 and 6, Base64-encoded:
+ * effcdf6ae5eb2fa2d27416d5f184df9c259a7c79 and
+ * aa4ae5e15272d00e95705637ce8a3b55ed402112. */
+static void test_rfc2202(void **state)
+{
+	(void)state;
+	char out[64], key[81];
+	assert_int_equal(
+	    twilio_sig_compute("Jefe", "what do ya want for nothing?", NULL, NULL, 0, out), 0);
+	assert_string_equal(out, "7/zfauXrL6LSdBbV8YTfnCWafHk=");
+	/* a key longer than SHA-1's 64-byte block is hashed first */
+	memset(key, 0xaa, 80);
+	key[80] = '\0';
+	const char *data = "Test Using Larger Than Block-Size Key - Hash Key First";
+	assert_int_equal(twilio_sig_compute(key, data, NULL, NULL, 0, out), 0);
+	assert_string_equal(out, "qkrl4VJy0A6VcFY3zoo7Ve1AIRI=");
+	/* the same text split into URL, name and value signs the same */
+	const char *nm[] = {"Test Using Larger Than "};
+	const char *vl[] = {"Block-Size Key - Hash Key First"};
+	assert_int_equal(twilio_sig_compute(key, "", nm, vl, 1, out), 0);
+	assert_string_equal(out, "qkrl4VJy0A6VcFY3zoo7Ve1AIRI=");
+	assert_int_equal(twilio_sig_verify(key, "", nm, vl, 1, "qkrl4VJy0A6VcFY3zoo7Ve1AIRI="), 0);
+}
+
+/* More distinct tokens than the cache keeps, interleaved, and tokens that
+ * are prefixes of one another: each signature is the one of its own token. */
+static void test_key_cache(void **state)
+{
+	(void)state;
+	static const char *const tok[] = {"1234", "12345", "123456", "k1", "k2",
+	                                  "k3",   "k4",    "k5",     "k6"};
+	static const char *const want[] = {
+	    "l056H2cpRBMcgWK0lx4oJBwy36o=", "jUovLn6KXQPUbLLhDOMN8EZEccM=",
+	    "sXyEt2d4+q/lIB/fxK6JldcsCF4=", "gmRAiGlqLwSWfCyI6ng4JeR3Rqg=",
+	    "GpnbslNn+ir0OOfNzChahOydjBg=", "LYvxzN7O19eUZT7go3zgzfwWWQM=",
+	    "1j6t36I7jDlhlvHlkKM+rA8aMMU=", "Rkhzqe+zf8VFzccWEMw+Eb3dBs4=",
+	    "zdRz9PbMmNOeIznS5L+RSwaDkNo="};
+	const char *nm[] = {"a"}, *vl[] = {"1"};
+	const char *url = "https://x.example/cb";
+	char out[64];
+	for (int round = 0; round < 3; round++) {
+		for (size_t i = 0; i < ARRAY_SIZE(tok); i++) {
+			size_t k = round == 1 ? ARRAY_SIZE(tok) - 1 - i : i;
+			assert_int_equal(twilio_sig_compute(tok[k], url, nm, vl, 1, out), 0);
+			assert_string_equal(out, want[k]);
+			assert_int_equal(twilio_sig_verify(tok[k], url, nm, vl, 1, want[k]), 0);
+			/* the neighbour's signature is refused */
+			size_t o = (k + 1) % ARRAY_SIZE(tok);
+			assert_int_equal(twilio_sig_verify(tok[k], url, nm, vl, 1, want[o]),
+			                 -EACCES);
+		}
+		if (round == 1)
+			twilio_sig_cleanup();
+	}
+	/* the same token twice in a row, then the documented example again */
+	assert_int_equal(twilio_sig_compute("12345", doc_url, doc_names, doc_values, 5, out), 0);
+	assert_string_equal(out, doc_sig);
+	assert_int_equal(twilio_sig_compute("12345", doc_url, doc_names, doc_values, 5, out), 0);
+	assert_string_equal(out, doc_sig);
+	twilio_sig_cleanup();
+	twilio_sig_cleanup();
+	assert_int_equal(twilio_sig_verify("12345", doc_url, doc_names, doc_values, 5, doc_sig), 0);
+	twilio_sig_cleanup();
+}
+
+/* More parameters than are sorted on the stack. */
+static void test_many_params(void **state)
+{
+	(void)state;
+	const char *names[40], *values[40];
+	char nbuf[40][16], vbuf[40][16], out[64];
+	for (int i = 0; i < 40; i++) {
+		snprintf(nbuf[i], sizeof nbuf[i], "p%02d", 39 - i);
+		snprintf(vbuf[i], sizeof vbuf[i], "v%d", i);
+		names[i] = nbuf[i];
+		values[i] = vbuf[i];
+	}
+	assert_int_equal(
+	    twilio_sig_compute("tok-40", "https://x.example/cb", names, values, 40, out), 0);
+	assert_string_equal(out, "BN+SsreFo5SPrdxOnY0uPfJUIvs=");
+	assert_int_equal(twilio_sig_verify("tok-40", "https://x.example:443/cb", names, values, 40,
+	                                   "BN+SsreFo5SPrdxOnY0uPfJUIvs="),
+	                 0);
+	twilio_sig_cleanup();
+}
+
+struct sig_worker {
+	const char *token, *want;
+	int bad;
+};
+
+static void *sig_worker_main(void *arg)
+{
+	struct sig_worker *w = arg;
+	const char *nm[] = {"a"}, *vl[] = {"1"};
+	for (int i = 0; i < 1000; i++) {
+		char out[64];
+		if (twilio_sig_compute(w->token, "https://x.example/cb", nm, vl, 1, out) != 0 ||
+		    strcmp(out, w->want) != 0)
+			w->bad++;
+	}
+	return NULL;
+}
+
+/* Threads with different tokens (more than the cache holds) at once. */
+static void test_threads(void **state)
+{
+	(void)state;
+	struct sig_worker w[6] = {
+	    {"k1", "gmRAiGlqLwSWfCyI6ng4JeR3Rqg=", 0}, {"k2", "GpnbslNn+ir0OOfNzChahOydjBg=", 0},
+	    {"k3", "LYvxzN7O19eUZT7go3zgzfwWWQM=", 0}, {"k4", "1j6t36I7jDlhlvHlkKM+rA8aMMU=", 0},
+	    {"k5", "Rkhzqe+zf8VFzccWEMw+Eb3dBs4=", 0}, {"k1", "gmRAiGlqLwSWfCyI6ng4JeR3Rqg=", 0},
+	};
+	pthread_t t[6];
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, sig_worker_main, &w[i]), 0);
+	for (int i = 0; i < 6; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(w[i].bad, 0);
+	}
+	twilio_sig_cleanup();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_documented_example),  cmocka_unit_test(test_status_callback),
-	    cmocka_unit_test(test_bad_signatures),      cmocka_unit_test(test_ports),
-	    cmocka_unit_test(test_duplicates_and_utf8), cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_documented_example),
+	    cmocka_unit_test(test_status_callback),
+	    cmocka_unit_test(test_bad_signatures),
+	    cmocka_unit_test(test_ports),
+	    cmocka_unit_test(test_duplicates_and_utf8),
+	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_rfc2202),
+	    cmocka_unit_test(test_key_cache),
+	    cmocka_unit_test(test_many_params),
+	    cmocka_unit_test(test_threads),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+	twilio_sig_cleanup();
+	return rc;
 }
