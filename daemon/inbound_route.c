@@ -265,6 +265,13 @@ static void recorded(struct route *r, const redisReply *e)
 	const char *st = reply_str(e->element[0]);
 	const char *cid = reply_str(e->element[1]);
 	const char *action = reply_str(e->element[2]);
+	if (!st || strcmp(st, "err") == 0) {
+		/* this message alone failed; the provider retries it */
+		log_err("inbound", "provider=%s record failed error=%s", r->in.provider,
+		        log_q(cid ? cid : "no status"));
+		finish(r, -EIO);
+		return;
+	}
 	snprintf(r->res.contact_id, sizeof r->res.contact_id, "%s", cid ? cid : "");
 	snprintf(r->lang, sizeof r->lang, "%s",
 	         reply_str(e->element[6]) ? reply_str(e->element[6]) : "");

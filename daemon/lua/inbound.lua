@@ -26,7 +26,8 @@
 --          seen this reply; when one may take it -- the contact has an open survey
 --          conversation, the message was answered by a survey before, a raffle is open -- the
 --          item answers 'stage' and writes nothing)
---          -> per item {'ok'|'dup'|'stage', contact id ('' = audit only / unknown), action,
+--          -> per item {'ok'|'dup'|'stage'|'err', contact id ('' = audit only / unknown) or
+--              the error (err), action,
 --              created (0|1), campaign or '', message id or '', contact lang or '', the
 --              ticket the reply joined or ''}
 -- use: desk
@@ -57,6 +58,7 @@ local MARKETING = {'promotional', 'survey', 'lottery', 'occasion'}
 local ITEM = 16
 local raffles_open = nil
 local counts = {} -- P stats fields, written once per batch
+local claimed = nil -- the dedupe key the current item set
 
 local function count(field)
   counts[field] = (counts[field] or 0) + 1
@@ -154,6 +156,7 @@ local function record(b)
     local mine = o or (leads and newid) or '-'
     local prev = call('SET', dk, mine .. ' ' .. action, 'NX', 'GET', 'EX', dttl)
     if prev then return dup(prev) end
+    claimed = dk
     if ask and stage_may(o or '', prov, pid) then
       call('DEL', dk) -- the stages first; the record comes back told not to ask
       return {'stage', o or '', action, 0, '', '', l, ''}
@@ -197,6 +200,7 @@ local function record(b)
     local dcid = cid
     if dcid == '' then dcid = '-' end
     call('SET', dk, dcid .. ' ' .. action, 'EX', dttl)
+    claimed = dk
   end
   count('inbound:' .. action)
   raise_offset(och, off)
@@ -277,7 +281,20 @@ local function record(b)
   return {'ok', cid, action, created, camp, attributed, lang, ticket}
 end
 
+-- An item that fails (a Lua error: a contact's unreadable prefs, a command refused) answers
+-- 'err' alone, and lets its dedupe key go so the provider's retry is handled again (what it
+-- wrote before the error stays: a retry may add a second audit or timeline entry, never lose
+-- the message); the others of the batch are recorded as if it had not been there.
 local out = {}
-for b = 10, #ARGV - ITEM + 1, ITEM do out[#out + 1] = record(b) end
+for b = 10, #ARGV - ITEM + 1, ITEM do
+  claimed = nil
+  local ok, res = pcall(record, b)
+  if ok then
+    out[#out + 1] = res
+  else
+    if claimed then call('DEL', claimed) end
+    out[#out + 1] = {'err', tostring(res), '', 0, '', '', '', ''}
+  end
+end
 for field, n in pairs(counts) do call('HINCRBY', P .. 'stats', field, n) end
 return out

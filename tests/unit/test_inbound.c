@@ -842,6 +842,76 @@ static void test_router_batches(void **state)
 	free(m);
 }
 
+struct poison_arg {
+	struct inbound_result *res;
+	int *done;
+};
+
+static void poison_routed(void *arg, const struct inbound_result *res)
+{
+	struct poison_arg *a = arg;
+	*a->res = *res;
+	(*a->done)++;
+}
+
+/* One message that fails in the script (a contact's prefs unreadable, so
+ * its opt-out cannot be applied) fails alone: the others of its batch are
+ * recorded. */
+static void test_router_batch_poison(void **state)
+{
+	struct rt *t = *state;
+	route_one(t, "p-0", "hello", NULL, 0); /* 09121234567 becomes a lead */
+	assert_int_equal(t->res.err, 0);
+	char *cid = xstrdup(t->res.contact_id);
+	redisReply *rep = redisCommand(t->fx.sync, "HSET clubd:c:%s prefs {broken", cid);
+	freeReplyObject(rep);
+
+	/* the first two leave at once, one batch each; the last three wait
+	 * and share one script call, the opt-out in the middle */
+	enum { N = 5 };
+	static const char *const from[N] = {"09120000001", "09120000002", "09120000003",
+	                                    "09121234567", "09120000004"};
+	static const char *const text[N] = {"a", "b", "thanks", "STOP", "ok"};
+	struct inbound_result res[N];
+	struct poison_arg arg[N];
+	int done = 0;
+	memset(res, 0, sizeof res);
+	for (int i = 0; i < N; i++) {
+		struct inbound in;
+		const char *field, *why;
+		char id[16];
+		snprintf(id, sizeof id, "p-%d", i + 1);
+		assert_int_equal(inbound_sms_init(&in, "test", id, from[i], "3000", text[i],
+		                                  strlen(text[i]), 1, "IR", &field, &why),
+		                 0);
+		arg[i].res = &res[i];
+		arg[i].done = &done;
+		inbound_route(t->fx.st, t->fx.cfg, INBOUND_T_WEBHOOK, &in, NULL, 0, poison_routed,
+		              &arg[i]);
+	}
+	tl_run_until(&t->fx.loop, &done, N);
+	for (int i = 0; i < N; i++) {
+		if (i == 3) {
+			assert_int_equal(res[i].err, -EIO);
+			continue;
+		}
+		assert_int_equal(res[i].err, 0);
+		assert_string_equal(res[i].action, "reply");
+	}
+	/* its dedupe key let go: the provider's retry, once the prefs are
+	 * readable again, applies the opt-out */
+	rep = redisCommand(t->fx.sync, "EXISTS clubd:inb:test:p-4");
+	assert_int_equal(rep->integer, 0);
+	freeReplyObject(rep);
+	rep = redisCommand(t->fx.sync, "HDEL clubd:c:%s prefs", cid);
+	freeReplyObject(rep);
+	route_one(t, "p-4", "STOP", NULL, 0);
+	assert_int_equal(t->res.err, 0);
+	assert_int_equal(t->res.duplicate, 0);
+	assert_string_equal(t->res.action, "opt_out");
+	free(cid);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -858,6 +928,7 @@ int main(void)
 	    cmocka_unit_test(test_stages),
 	    cmocka_unit_test_setup_teardown(test_router, rt_setup, rt_teardown),
 	    cmocka_unit_test_setup_teardown(test_router_batches, rt_setup, rt_teardown),
+	    cmocka_unit_test_setup_teardown(test_router_batch_poison, rt_setup, rt_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
