@@ -11,7 +11,8 @@
  *          or with ?force=true; winners notified through their preferred channel
  *   GET    /v1/raffles/{id}/draw         the draw record (viewer), JSON or, with
  *          ?format=entries, the verifier's ENTRIES_FILE as text/plain
- * Validation is raffle.c's; storage store_raffles.c's; the draw is draw.c's,
+ * Validation is raffle.c's; storage store_raffles.c's; the get, list and
+ * delete handling api_crud.c's; the draw is draw.c's,
  * fed by raffle_draw_run().  Knows no key names.  Never logs a seed, a code
  * or a text.
  *
@@ -50,18 +51,6 @@
 
 /* ---------------------------------------------------------------- output */
 
-static void time_field(json_t *o, const char *key, const char *ms_text)
-{
-	int64_t ms;
-	if (!ms_text || parse_i64(ms_text, 0, INT64_MAX, &ms) < 0) {
-		json_object_set_new(o, key, json_null());
-		return;
-	}
-	char t[40];
-	fmt_time(ms, t, sizeof t);
-	json_object_set_new(o, key, json_string(t));
-}
-
 /* The API form of a raffle from its stored hash (new reference), NULL when
  * the hash is empty or its definition unreadable. */
 static json_t *raffle_json(const redisReply *h)
@@ -80,8 +69,8 @@ static json_t *raffle_json(const redisReply *h)
 	json_object_set_new(o, "seed",
 	                    state && strcmp(state, "drawn") == 0 && seed ? json_string(seed)
 	                                                                 : json_null());
-	time_field(o, "created_at", hash_get(h, "created"));
-	time_field(o, "drawn_at", hash_get(h, "drawn"));
+	api_crud_time(o, "created_at", hash_get(h, "created"));
+	api_crud_time(o, "drawn_at", hash_get(h, "drawn"));
 	json_object_set_new(o, "entries",
 	                    json_pack("{s:I, s:I, s:I}", "count",
 	                              (json_int_t)hash_get_i64(h, "entries", 0), "contacts",
@@ -97,15 +86,6 @@ static json_t *raffle_json(const redisReply *h)
 	    o, "open_now",
 	    json_boolean(state && strcmp(state, "open") == 0 && now >= starts && now < ends));
 	return o;
-}
-
-static int raffle_param_ok(struct api_req *rq)
-{
-	if (!raffle_id_valid(api_param(rq, "id"))) {
-		api_reply_error(rq, 404, "not_found", NULL, "no such raffle");
-		return 0;
-	}
-	return 1;
 }
 
 static void reply_raffle(struct api_req *rq, unsigned status, const redisReply *h)
@@ -249,88 +229,66 @@ static void h_create(struct api_req *rq)
 
 /* ---------------------------------------------------------------- read, list, delete */
 
-static void on_got(struct redis *r, redisReply *rep, void *arg)
+/* A list element {id, hash}. */
+static json_t *list_item(const redisReply *e)
 {
-	(void)r;
-	struct api_req *rq = arg;
-	if (!api_reply_redis_failure(rq, rep))
-		reply_raffle(rq, 200, rep);
-	api_release(rq);
+	return raffle_json(e->element[1]);
 }
+
+static void raffle_delete(struct api_req *rq, const char *id, redis_cb cb, void *arg)
+{
+	store_raffle_delete(((struct app *)api_app(rq))->st, id, cb, arg);
+}
+
+static void raffle_deleted(struct api_req *rq, const redisReply *rep)
+{
+	(void)rep;
+	log_info("raffle", "raffle=%s deleted by=%s", log_q(api_param(rq, "id")),
+	         api_token_name(rq));
+}
+
+/* {'conflict', state, entries}: kept for audit once entered or drawn. */
+static int raffle_refused(struct api_req *rq, const char *st, const redisReply *rep)
+{
+	if (strcmp(st, "conflict") != 0)
+		return 0;
+	const char *state = api_crud_str(rep, 1);
+	const char *n = api_crud_str(rep, 2);
+	if (state && strcmp(state, "open") != 0)
+		api_reply_error(rq, 409, "conflict", NULL, "the raffle is %s: it is kept for audit",
+		                state);
+	else
+		api_reply_error(rq, 409, "conflict", NULL,
+		                "the raffle has %s entries: it is kept for audit", n ? n : "some");
+	return 1;
+}
+
+static const struct api_crud raffles = {.noun = "raffle",
+                                        .id_ok = raffle_id_valid,
+                                        .list_default = RAFFLE_LIST_DEFAULT,
+                                        .list_max = RAFFLE_LIST_MAX,
+                                        .read = store_raffle_get,
+                                        .reply = reply_raffle,
+                                        .list = store_raffle_list,
+                                        .list_fields = 2,
+                                        .item = list_item,
+                                        .del = raffle_delete,
+                                        .deleted = raffle_deleted,
+                                        .refused = raffle_refused};
 
 static void h_get(struct api_req *rq)
 {
-	if (!raffle_param_ok(rq) || !api_store_ready(rq))
-		return;
-	api_hold(rq);
-	store_raffle_get(((struct app *)api_app(rq))->st, api_param(rq, "id"), on_got, rq);
-}
-
-static void on_listed(struct redis *r, redisReply *rep, void *arg)
-{
-	(void)r;
-	struct api_req *rq = arg;
-	if (!api_reply_redis_failure(rq, rep)) {
-		json_t *items = json_array();
-		const char *next = api_crud_str(rep, 0);
-		for (size_t i = 1; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
-			const redisReply *e = rep->element[i];
-			if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
-				continue;
-			json_t *o = raffle_json(e->element[1]);
-			if (o)
-				json_array_append_new(items, o);
-		}
-		api_crud_reply_page(rq, items, next);
-	}
-	api_release(rq);
+	api_crud_get(rq, &raffles);
 }
 
 static void h_list(struct api_req *rq)
 {
-	int64_t limit;
-	const char *cursor;
-	if (!api_crud_list_args(rq, RAFFLE_LIST_DEFAULT, RAFFLE_LIST_MAX, raffle_id_valid, &limit,
-	                        &cursor) ||
-	    !api_store_ready(rq))
-		return;
-	api_hold(rq);
-	store_raffle_list(((struct app *)api_app(rq))->st, cursor, (int)limit, on_listed, rq);
-}
-
-static void on_deleted(struct redis *r, redisReply *rep, void *arg)
-{
-	(void)r;
-	struct api_req *rq = arg;
-	if (!api_reply_redis_failure(rq, rep)) {
-		const char *st = api_crud_str(rep, 0);
-		if (st && strcmp(st, "ok") == 0) {
-			log_info("raffle", "raffle=%s deleted by=%s", log_q(api_param(rq, "id")),
-			         api_token_name(rq));
-			api_reply_raw(rq, 204, NULL, "", 0);
-		} else if (st && strcmp(st, "conflict") == 0) {
-			const char *state = rep->elements > 1 ? reply_str(rep->element[1]) : NULL;
-			const char *n = rep->elements > 2 ? reply_str(rep->element[2]) : NULL;
-			if (state && strcmp(state, "open") != 0)
-				api_reply_error(rq, 409, "conflict", NULL,
-				                "the raffle is %s: it is kept for audit", state);
-			else
-				api_reply_error(rq, 409, "conflict", NULL,
-				                "the raffle has %s entries: it is kept for audit",
-				                n ? n : "some");
-		} else {
-			api_reply_error(rq, 404, "not_found", NULL, "no such raffle");
-		}
-	}
-	api_release(rq);
+	api_crud_list(rq, &raffles);
 }
 
 static void h_delete(struct api_req *rq)
 {
-	if (!raffle_param_ok(rq) || !api_store_ready(rq))
-		return;
-	api_hold(rq);
-	store_raffle_delete(((struct app *)api_app(rq))->st, api_param(rq, "id"), on_deleted, rq);
+	api_crud_delete(rq, &raffles);
 }
 
 /* ---------------------------------------------------------------- entries */
@@ -438,7 +396,7 @@ static int body_text(struct api_req *rq, const json_t *o, const char *key, size_
 static void h_enter(struct api_req *rq)
 {
 	struct app *app = api_app(rq);
-	if (!raffle_param_ok(rq))
+	if (!api_crud_param(rq, &raffles))
 		return;
 	json_t *o = api_json(rq);
 	static const char *const known[] = {"contact_id", "method", "code",    "ref",
@@ -597,7 +555,7 @@ static void on_entries(struct redis *r, redisReply *rep, void *arg)
 		json_object_set_new(o, "code", code ? json_string(code) : json_null());
 		json_object_set_new(o, "entries", json_integer(hash_get_i64(f, "n", 1)));
 		json_object_set_new(o, "weight", json_integer(hash_get_i64(f, "w", 1)));
-		time_field(o, "at", hash_get(f, "at"));
+		api_crud_time(o, "at", hash_get(f, "at"));
 		json_array_append_new(items, o);
 	}
 	int64_t limit = RAFFLE_ENTRIES_DEFAULT;
@@ -613,7 +571,7 @@ static void on_entries(struct redis *r, redisReply *rep, void *arg)
 
 static void h_entries(struct api_req *rq)
 {
-	if (!raffle_param_ok(rq))
+	if (!api_crud_param(rq, &raffles))
 		return;
 	int64_t limit;
 	const char *cursor;
@@ -651,7 +609,7 @@ static json_t *record_json(const char *id, const redisReply *rec, json_t *notifi
 	json_object_set_new(
 	    o, "algorithm",
 	    json_string(hash_get(rec, "algorithm") ? hash_get(rec, "algorithm") : DRAW_CONTEXT));
-	time_field(o, "drawn_at", hash_get(rec, "at"));
+	api_crud_time(o, "drawn_at", hash_get(rec, "at"));
 	json_object_set_new(o, "seed", json_string(seed));
 	json_object_set_new(o, "commit", json_string(commit));
 	json_object_set_new(o, "entries_digest", json_string(digest));
@@ -714,7 +672,7 @@ static void on_draw_record(struct redis *r, redisReply *rep, void *arg)
 
 static void h_draw_get(struct api_req *rq)
 {
-	if (!raffle_param_ok(rq))
+	if (!api_crud_param(rq, &raffles))
 		return;
 	const char *fmt = api_query(rq, "format");
 	if (fmt && strcmp(fmt, "entries") != 0 && strcmp(fmt, "json") != 0) {
@@ -963,7 +921,7 @@ static void on_locked(struct redis *r, redisReply *rep, void *arg)
 static void h_draw(struct api_req *rq)
 {
 	struct app *app = api_app(rq);
-	if (!raffle_param_ok(rq))
+	if (!api_crud_param(rq, &raffles))
 		return;
 	const char *f = api_query(rq, "force");
 	int force = 0;

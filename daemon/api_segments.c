@@ -6,7 +6,8 @@
  * in api_import.c.
  *
  * Validation is segment.c's (the grammar is in docs/segments.md); storage
- * is store_segments.c's; this file knows no key names.  A preview walks
+ * is store_segments.c's; the get, list, write and delete handling (a
+ * versioned definition) api_crud.c's; this file knows no key names.  A preview walks
  * every contact (segment.c pulls batches of PREVIEW_BATCH), so at most
  * PREVIEWS_MAX previews run at once per process (429 beyond), and the
  * request deadline is renewed after every batch so a large audience can be
@@ -22,6 +23,7 @@
 #include <string.h>
 
 #include "api_audience.h"
+#include "api_crud.h"
 #include "app.h"
 #include "log.h"
 #include "segment.h"
@@ -38,15 +40,6 @@
 #define PREVIEWS_MAX   4
 
 static int previews_running;
-
-static long long reply_ll(const redisReply *r)
-{
-	int64_t v;
-	const char *s = reply_str(r);
-	if (r && r->type == REDIS_REPLY_INTEGER)
-		return r->integer;
-	return s && parse_i64(s, 0, INT64_MAX, &v) == 0 ? v : 0;
-}
 
 /* ---------------------------------------------------------------- checks */
 
@@ -136,10 +129,7 @@ static json_t *definition(struct api_req *rq, const char *id, long long *expect_
 	if (!id && json_is_string(idj)) {
 		id = json_string_value(idj);
 	} else if (!id) {
-		id_new(gen, now_ms());
-		for (char *p = gen; *p; p++)
-			if (*p >= 'A' && *p <= 'Z')
-				*p = (char)(*p - 'A' + 'a');
+		api_crud_new_id(gen);
 		id = gen;
 	}
 	json_object_set_new(out, "id", json_string(id));
@@ -150,234 +140,55 @@ static json_t *definition(struct api_req *rq, const char *id, long long *expect_
 	return out;
 }
 
-/* The API form: the stored definition plus v and updated_at.  Steals def. */
-static json_t *with_version(json_t *def, long long v, int64_t updated)
+/* ---------------------------------------------------------------- CRUD */
+
+static void seg_delete(struct api_req *rq, const char *id, redis_cb cb, void *arg)
 {
-	char t[40];
-	fmt_time(updated, t, sizeof t);
-	json_object_set_new(def, "v", json_integer(v));
-	json_object_set_new(def, "updated_at", json_string(t));
-	return def;
+	store_segment_delete(((struct app *)api_app(rq))->st, id, cb, arg);
 }
 
-/* ---------------------------------------------------------------- writes */
-
-struct write_op {
-	json_t *def;
-	int64_t now;
-};
-
-static void write_op_free(void *p)
-{
-	struct write_op *w = p;
-	json_decref(w->def);
-	free(w);
-}
-
-static void on_written(struct redis *r, redisReply *rep, void *arg)
-{
-	(void)r;
-	struct api_req *rq = arg;
-	struct write_op *w = api_data(rq);
-	const char *st = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0
-	                     ? reply_str(rep->element[0])
-	                     : NULL;
-	const char *id = json_string_value(json_object_get(w->def, "id"));
-	int create = strcmp(api_method(rq), "POST") == 0;
-
-	if (api_reply_redis_failure(rq, rep)) {
-		/* answered */
-	} else if (st && strcmp(st, "ok") == 0 && rep->elements > 1) {
-		long long v = reply_ll(rep->element[1]);
-		log_info("api", "segment=%s v=%lld op=%s token=%s", log_q(id), v,
-		         create ? "create" : "replace", log_q(api_token_name(rq)));
-		api_reply_json(rq, create ? 201 : 200,
-		               with_version(json_incref(w->def), v, w->now));
-	} else if (st && strcmp(st, "exists") == 0) {
-		api_reply_error(rq, 409, "conflict", "id", "a segment with this id exists");
-	} else if (st && strcmp(st, "not_found") == 0) {
-		api_reply_error(rq, 404, "not_found", NULL, "no such segment");
-	} else if (st && strcmp(st, "conflict") == 0) {
-		api_reply_error(rq, 409, "conflict", "v",
-		                "the segment was changed meanwhile: it is at version %lld",
-		                rep->elements > 1 ? reply_ll(rep->element[1]) : 0);
-	} else {
-		log_err("api", "segment write: unexpected reply");
-		api_reply_error(rq, 503, "unavailable", NULL, "the store refused the request");
-	}
-	api_release(rq);
-}
-
-static void write_def(struct api_req *rq, json_t *def, long long expect_v)
-{
-	struct app *app = api_app(rq);
-	struct write_op *w = xcalloc(1, sizeof *w);
-	w->def = def;
-	w->now = now_ms();
-	api_set_data(rq, w, write_op_free);
-	char *text = json_dumps(def, JSON_COMPACT);
-	if (!text)
-		abort();
-	const char *id = json_string_value(json_object_get(def, "id"));
-	api_hold(rq);
-	if (strcmp(api_method(rq), "POST") == 0)
-		store_segment_create(app->st, id, text, w->now, on_written, rq);
-	else
-		store_segment_replace(app->st, id, text, expect_v, w->now, on_written, rq);
-	free(text);
-}
+static const struct api_crud segments = {.noun = "segment",
+                                         .id_ok = segment_id_valid,
+                                         .list_default = LIST_DEFAULT,
+                                         .list_max = LIST_MAX,
+                                         .read = store_segment_read,
+                                         .list = store_segment_list,
+                                         .list_fields = 4,
+                                         .create = store_segment_create,
+                                         .replace = store_segment_replace,
+                                         .del = seg_delete};
 
 static void h_create(struct api_req *rq)
 {
 	long long expect_v;
 	json_t *def = definition(rq, NULL, &expect_v);
-	if (!def)
-		return;
-	if (api_store_ready(rq))
-		write_def(rq, def, 0);
-	else
-		json_decref(def);
+	if (def)
+		api_crud_write(rq, &segments, def, 0);
 }
 
 static void h_put(struct api_req *rq)
 {
-	const char *id = api_param(rq, "id");
-	if (!segment_id_valid(id)) {
-		api_reply_error(rq, 404, "not_found", NULL, "no such segment");
+	if (!api_crud_param(rq, &segments))
 		return;
-	}
 	long long expect_v;
-	json_t *def = definition(rq, id, &expect_v);
-	if (!def)
-		return;
-	if (api_store_ready(rq))
-		write_def(rq, def, expect_v);
-	else
-		json_decref(def);
-}
-
-static void on_deleted(struct redis *r, redisReply *rep, void *arg)
-{
-	(void)r;
-	struct api_req *rq = arg;
-	if (!api_reply_redis_failure(rq, rep)) {
-		const char *st = rep->type == REDIS_REPLY_ARRAY && rep->elements > 0
-		                     ? reply_str(rep->element[0])
-		                     : NULL;
-		if (st && strcmp(st, "ok") == 0) {
-			log_info("api", "segment=%s op=delete token=%s", log_q(api_param(rq, "id")),
-			         log_q(api_token_name(rq)));
-			api_reply_raw(rq, 204, NULL, "", 0);
-		} else {
-			api_reply_error(rq, 404, "not_found", NULL, "no such segment");
-		}
-	}
-	api_release(rq);
-}
-
-static void h_delete(struct api_req *rq)
-{
-	struct app *app = api_app(rq);
-	const char *id = api_param(rq, "id");
-	if (!segment_id_valid(id)) {
-		api_reply_error(rq, 404, "not_found", NULL, "no such segment");
-		return;
-	}
-	if (!api_store_ready(rq))
-		return;
-	api_hold(rq);
-	store_segment_delete(app->st, id, on_deleted, rq);
-}
-
-/* ---------------------------------------------------------------- reads */
-
-/* The API form from the stored [json, v, updated]; NULL when absent. */
-static json_t *stored_json(const redisReply *json, const redisReply *v, const redisReply *upd)
-{
-	const char *text = reply_str(json);
-	json_t *def = text ? json_loads(text, 0, NULL) : NULL;
-	if (!json_is_object(def)) {
-		json_decref(def);
-		return NULL;
-	}
-	return with_version(def, reply_ll(v), (int64_t)reply_ll(upd));
-}
-
-static void on_got(struct redis *r, redisReply *rep, void *arg)
-{
-	(void)r;
-	struct api_req *rq = arg;
-	if (!api_reply_redis_failure(rq, rep)) {
-		json_t *t = rep->type == REDIS_REPLY_ARRAY && rep->elements == 3
-		                ? stored_json(rep->element[0], rep->element[1], rep->element[2])
-		                : NULL;
-		if (t)
-			api_reply_json(rq, 200, t);
-		else
-			api_reply_error(rq, 404, "not_found", NULL, "no such segment");
-	}
-	api_release(rq);
+	json_t *def = definition(rq, api_param(rq, "id"), &expect_v);
+	if (def)
+		api_crud_write(rq, &segments, def, expect_v);
 }
 
 static void h_get(struct api_req *rq)
 {
-	struct app *app = api_app(rq);
-	const char *id = api_param(rq, "id");
-	if (!segment_id_valid(id)) {
-		api_reply_error(rq, 404, "not_found", NULL, "no such segment");
-		return;
-	}
-	if (!api_store_ready(rq))
-		return;
-	api_hold(rq);
-	store_segment_read(app->st, id, on_got, rq);
-}
-
-static void on_listed(struct redis *r, redisReply *rep, void *arg)
-{
-	(void)r;
-	struct api_req *rq = arg;
-	if (!api_reply_redis_failure(rq, rep)) {
-		json_t *items = json_array();
-		const char *next = NULL;
-		if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0) {
-			next = reply_str(rep->element[0]);
-			for (size_t i = 1; i < rep->elements; i++) {
-				const redisReply *e = rep->element[i];
-				if (e->type != REDIS_REPLY_ARRAY || e->elements != 4)
-					continue;
-				json_t *t =
-				    stored_json(e->element[1], e->element[2], e->element[3]);
-				if (t)
-					json_array_append_new(items, t);
-			}
-		}
-		json_t *o = json_object();
-		json_object_set_new(o, "items", items);
-		json_object_set_new(o, "next_cursor",
-		                    next && *next ? json_string(next) : json_null());
-		api_reply_json(rq, 200, o);
-	}
-	api_release(rq);
+	api_crud_get(rq, &segments);
 }
 
 static void h_list(struct api_req *rq)
 {
-	struct app *app = api_app(rq);
-	int64_t limit = LIST_DEFAULT;
-	const char *l = api_query(rq, "limit"), *cursor = api_query(rq, "cursor");
-	if (l && parse_i64(l, 1, LIST_MAX, &limit) < 0) {
-		api_reply_error(rq, 400, "invalid_field", "limit", "limit is 1..%d", LIST_MAX);
-		return;
-	}
-	if (cursor && *cursor && !segment_id_valid(cursor)) {
-		api_reply_error(rq, 400, "invalid_field", "cursor", "not a cursor from this API");
-		return;
-	}
-	if (!api_store_ready(rq))
-		return;
-	api_hold(rq);
-	store_segment_list(app->st, cursor, (int)limit, on_listed, rq);
+	api_crud_list(rq, &segments);
+}
+
+static void h_delete(struct api_req *rq)
+{
+	api_crud_delete(rq, &segments);
 }
 
 /* ---------------------------------------------------------------- loading */
@@ -608,10 +419,8 @@ static void h_preview_saved(struct api_req *rq)
 	const char *id = api_param(rq, "id");
 	const char *q = api_query(rq, "sample");
 	int64_t sample;
-	if (!segment_id_valid(id)) {
-		api_reply_error(rq, 404, "not_found", NULL, "no such segment");
+	if (!api_crud_param(rq, &segments))
 		return;
-	}
 	if (q && parse_i64(q, 0, SAMPLE_MAX, &sample) < 0) {
 		api_reply_error(rq, 400, "invalid_field", "sample", "sample is 0..%d", SAMPLE_MAX);
 		return;
@@ -623,10 +432,8 @@ static void h_export(struct api_req *rq)
 {
 	const char *id = api_param(rq, "id");
 	const char *f = api_query(rq, "format");
-	if (!segment_id_valid(id)) {
-		api_reply_error(rq, 404, "not_found", NULL, "no such segment");
+	if (!api_crud_param(rq, &segments))
 		return;
-	}
 	if (f && strcmp(f, "csv") != 0 && strcmp(f, "ndjson") != 0) {
 		api_reply_error(rq, 400, "invalid_field", "format", "format is csv or ndjson");
 		return;

@@ -12,7 +12,8 @@
  *   GET    /v1/surveys/{id}/results/{question}/texts  (viewer) free texts, paged
  *   GET    /v1/surveys/{id}/results.csv    (marketer) one row per contact who answered
  * Validation and arithmetic are survey.c's, storage store_surveys.c's, the
- * launch survey_run.c's.  Knows no key names.  Never logs answers.
+ * launch survey_run.c's, the get, list and delete handling api_crud.c's.
+ * Knows no key names.  Never logs answers.
  *
  * Limits: list pages 1..200, text pages 1..500 (20 in results, text_limit
  * 0..200), CSV pages of CSV_PAGE contacts; a launch restarts the request
@@ -44,27 +45,6 @@
 
 /* ---------------------------------------------------------------- output */
 
-static void time_field(json_t *o, const char *key, const char *ms_text)
-{
-	int64_t ms;
-	if (!ms_text || parse_i64(ms_text, 0, INT64_MAX, &ms) < 0) {
-		json_object_set_new(o, key, json_null());
-		return;
-	}
-	char t[40];
-	fmt_time(ms, t, sizeof t);
-	json_object_set_new(o, key, json_string(t));
-}
-
-static int survey_param_ok(struct api_req *rq)
-{
-	if (!survey_id_valid(api_param(rq, "id"), SURVEY_ID_MAX)) {
-		api_reply_error(rq, 404, "not_found", NULL, "no such survey");
-		return 0;
-	}
-	return 1;
-}
-
 /* The API form from the definition hash and the counters (new reference),
  * NULL when the hash is empty or unreadable. */
 static json_t *survey_json(const redisReply *h, const redisReply *counts)
@@ -76,8 +56,8 @@ static json_t *survey_json(const redisReply *h, const redisReply *counts)
 		return NULL;
 	}
 	json_object_set_new(o, "v", json_integer(hash_get_i64(h, "v", 0)));
-	time_field(o, "created_at", hash_get(h, "created"));
-	time_field(o, "updated_at", hash_get(h, "updated"));
+	api_crud_time(o, "created_at", hash_get(h, "created"));
+	api_crud_time(o, "updated_at", hash_get(h, "updated"));
 	int64_t sent = hash_get_i64(counts, "sent", 0);
 	json_object_set_new(o, "launched", json_boolean(sent > 0));
 	json_object_set_new(o, "counts",
@@ -105,6 +85,92 @@ static void reply_survey(struct api_req *rq, unsigned status, const redisReply *
 		return;
 	}
 	api_reply_json(rq, status, o);
+}
+
+/* ---------------------------------------------------------------- read, list, delete */
+
+/* Ids in paths; a list cursor is the last survey id of the previous page. */
+static int survey_id_ok(const char *s)
+{
+	return survey_id_valid(s, SURVEY_ID_MAX);
+}
+
+/* A list element {id, hash, counters}. */
+static json_t *list_item(const redisReply *e)
+{
+	return survey_json(e->element[1], e->element[2]);
+}
+
+/* DELETE ?force=: 1 true, 0 false or absent, -1 neither. */
+static int query_force(struct api_req *rq)
+{
+	const char *f = api_query(rq, "force");
+	if (!f || strcmp(f, "false") == 0 || strcmp(f, "0") == 0)
+		return 0;
+	return strcmp(f, "true") == 0 || strcmp(f, "1") == 0 ? 1 : -1;
+}
+
+/* With ?force=true (h_delete checked the role) a launched survey goes
+ * with its results. */
+static void survey_delete(struct api_req *rq, const char *id, redis_cb cb, void *arg)
+{
+	store_survey_delete(((struct app *)api_app(rq))->st, id, query_force(rq) == 1, cb, arg);
+}
+
+/* {'ok', contacts it was sent to} */
+static void survey_deleted(struct api_req *rq, const redisReply *rep)
+{
+	log_info("survey", "survey=%s deleted sent=%lld by=%s", log_q(api_param(rq, "id")),
+	         arr(rep, 1) ? (long long)arr(rep, 1)->integer : 0LL, log_q(api_token_name(rq)));
+}
+
+/* {'launched', contacts}: only ?force=true deletes it. */
+static int survey_refused(struct api_req *rq, const char *st, const redisReply *rep)
+{
+	if (strcmp(st, "launched") != 0)
+		return 0;
+	api_reply_error(rq, 409, "conflict", NULL,
+	                "the survey was launched to %lld contacts: delete it with "
+	                "?force=true (admin) to drop its results too",
+	                arr(rep, 1) ? (long long)arr(rep, 1)->integer : 0LL);
+	return 1;
+}
+
+static const struct api_crud surveys = {.noun = "survey",
+                                        .id_ok = survey_id_ok,
+                                        .list_default = LIST_DEFAULT,
+                                        .list_max = LIST_MAX,
+                                        .read = store_survey_get,
+                                        .reply = reply_survey,
+                                        .list = store_survey_list,
+                                        .list_fields = 3,
+                                        .item = list_item,
+                                        .del = survey_delete,
+                                        .deleted = survey_deleted,
+                                        .refused = survey_refused};
+
+/* The definition in a store_survey_get() reply (caller frees); NULL after
+ * answering (the store's failure, 404, or 500 when unreadable). */
+static struct survey_def *stored_survey(struct api_req *rq, const redisReply *rep)
+{
+	const redisReply *h = arr(rep, 0);
+	if (api_reply_redis_failure(rq, rep))
+		return NULL;
+	if (!h || h->type != REDIS_REPLY_ARRAY || h->elements == 0) {
+		api_reply_error(rq, 404, "not_found", NULL, "no such survey");
+		return NULL;
+	}
+	const char *txt = hash_get(h, "json");
+	json_t *j = txt ? json_loads(txt, 0, NULL) : NULL;
+	struct survey_def *d = NULL;
+	char field[96], reason[160];
+	if (!j || survey_parse(j, 1, &d, field, sizeof field, reason, sizeof reason) < 0) {
+		json_decref(j);
+		api_reply_error(rq, 500, "internal", NULL, "the stored survey is unreadable");
+		return NULL;
+	}
+	json_decref(j);
+	return d;
 }
 
 /* ---------------------------------------------------------------- definitions */
@@ -252,92 +318,24 @@ static void h_create(struct api_req *rq)
 
 static void h_put(struct api_req *rq)
 {
-	if (survey_param_ok(rq))
+	if (api_crud_param(rq, &surveys))
 		write_def(rq, api_param(rq, "id"));
-}
-
-static void on_got(struct redis *r, redisReply *rep, void *arg)
-{
-	(void)r;
-	struct api_req *rq = arg;
-	if (!api_reply_redis_failure(rq, rep))
-		reply_survey(rq, 200, rep);
-	api_release(rq);
 }
 
 static void h_get(struct api_req *rq)
 {
-	if (!survey_param_ok(rq) || !api_store_ready(rq))
-		return;
-	api_hold(rq);
-	store_survey_get(((struct app *)api_app(rq))->st, api_param(rq, "id"), on_got, rq);
-}
-
-static void on_listed(struct redis *r, redisReply *rep, void *arg)
-{
-	(void)r;
-	struct api_req *rq = arg;
-	if (!api_reply_redis_failure(rq, rep)) {
-		json_t *items = json_array();
-		const char *next = arr(rep, 0) ? reply_str(arr(rep, 0)) : NULL;
-		for (size_t i = 1; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
-			const redisReply *e = rep->element[i];
-			if (e->type != REDIS_REPLY_ARRAY || e->elements != 3)
-				continue;
-			json_t *o = survey_json(e->element[1], e->element[2]);
-			if (o)
-				json_array_append_new(items, o);
-		}
-		api_crud_reply_page(rq, items, next);
-	}
-	api_release(rq);
-}
-
-/* A list cursor is the last survey id of the previous page. */
-static int list_cursor_ok(const char *s)
-{
-	return survey_id_valid(s, SURVEY_ID_MAX);
+	api_crud_get(rq, &surveys);
 }
 
 static void h_list(struct api_req *rq)
 {
-	int64_t limit;
-	const char *cursor;
-	if (!api_crud_list_args(rq, LIST_DEFAULT, LIST_MAX, list_cursor_ok, &limit, &cursor) ||
-	    !api_store_ready(rq))
-		return;
-	api_hold(rq);
-	store_survey_list(((struct app *)api_app(rq))->st, cursor, (int)limit, on_listed, rq);
-}
-
-static void on_deleted(struct redis *r, redisReply *rep, void *arg)
-{
-	(void)r;
-	struct api_req *rq = arg;
-	const char *st = arr(rep, 0) ? reply_str(arr(rep, 0)) : NULL;
-	if (api_reply_redis_failure(rq, rep)) {
-		/* answered */
-	} else if (st && strcmp(st, "ok") == 0) {
-		log_info("survey", "survey=%s deleted sent=%lld by=%s", log_q(api_param(rq, "id")),
-		         arr(rep, 1) ? (long long)arr(rep, 1)->integer : 0LL,
-		         log_q(api_token_name(rq)));
-		api_reply_raw(rq, 204, NULL, "", 0);
-	} else if (st && strcmp(st, "launched") == 0) {
-		api_reply_error(rq, 409, "conflict", NULL,
-		                "the survey was launched to %lld contacts: delete it with "
-		                "?force=true (admin) to drop its results too",
-		                arr(rep, 1) ? (long long)arr(rep, 1)->integer : 0LL);
-	} else {
-		api_reply_error(rq, 404, "not_found", NULL, "no such survey");
-	}
-	api_release(rq);
+	api_crud_list(rq, &surveys);
 }
 
 static void h_delete(struct api_req *rq)
 {
-	const char *f = api_query(rq, "force");
-	int force = f && (strcmp(f, "true") == 0 || strcmp(f, "1") == 0);
-	if (f && !force && strcmp(f, "false") != 0 && strcmp(f, "0") != 0) {
+	int force = query_force(rq);
+	if (force < 0) {
 		api_reply_error(rq, 400, "invalid_field", "force", "true or false");
 		return;
 	}
@@ -346,11 +344,7 @@ static void h_delete(struct api_req *rq)
 		                "deleting a survey's results needs an admin token");
 		return;
 	}
-	if (!survey_param_ok(rq) || !api_store_ready(rq))
-		return;
-	api_hold(rq);
-	store_survey_delete(((struct app *)api_app(rq))->st, api_param(rq, "id"), force, on_deleted,
-	                    rq);
+	api_crud_delete(rq, &surveys);
 }
 
 /* ---------------------------------------------------------------- launch */
@@ -412,27 +406,11 @@ static void on_launch_survey(struct redis *r, redisReply *rep, void *arg)
 	(void)r;
 	struct launch_ctx *x = arg;
 	struct api_req *rq = x->rq;
-	const redisReply *h = arr(rep, 0);
-	if (api_reply_redis_failure(rq, rep)) {
+	struct survey_def *d = stored_survey(rq, rep);
+	if (!d) {
 		api_release(rq);
 		return;
 	}
-	if (!h || h->type != REDIS_REPLY_ARRAY || h->elements == 0) {
-		api_reply_error(rq, 404, "not_found", NULL, "no such survey");
-		api_release(rq);
-		return;
-	}
-	const char *txt = hash_get(h, "json");
-	json_t *j = txt ? json_loads(txt, 0, NULL) : NULL;
-	struct survey_def *d = NULL;
-	char field[96], reason[160];
-	if (!j || survey_parse(j, 1, &d, field, sizeof field, reason, sizeof reason) < 0) {
-		json_decref(j);
-		api_reply_error(rq, 500, "internal", NULL, "the stored survey is unreadable");
-		api_release(rq);
-		return;
-	}
-	json_decref(j);
 	struct segment *seg = x->seg;
 	x->seg = NULL;
 	x->running = 1;
@@ -468,7 +446,7 @@ static void on_segment_loaded(struct api_req *rq, struct segment *s, const char 
 
 static void h_launch(struct api_req *rq)
 {
-	if (!survey_param_ok(rq))
+	if (!api_crud_param(rq, &surveys))
 		return;
 	json_t *body = api_json(rq);
 	const char *k;
@@ -634,40 +612,24 @@ static void on_results(struct redis *r, redisReply *rep, void *arg)
 	(void)r;
 	struct results_ctx *x = arg;
 	struct api_req *rq = x->rq;
-	const redisReply *h = arr(rep, 0);
-	if (api_reply_redis_failure(rq, rep)) {
-		/* answered */
-	} else if (!h || h->type != REDIS_REPLY_ARRAY || h->elements == 0) {
-		api_reply_error(rq, 404, "not_found", NULL, "no such survey");
-	} else {
-		const char *txt = hash_get(h, "json");
-		json_t *j = txt ? json_loads(txt, 0, NULL) : NULL;
-		struct survey_def *d = NULL;
-		char field[96], reason[160];
-		if (!j || survey_parse(j, 1, &d, field, sizeof field, reason, sizeof reason) < 0) {
-			api_reply_error(rq, 500, "internal", NULL,
-			                "the stored survey is unreadable");
-		} else {
-			const redisReply *counts = arr(rep, 1);
-			int64_t sent = hash_get_i64(counts, "sent", 0),
-			        started = hash_get_i64(counts, "started", 0),
-			        completed = hash_get_i64(counts, "completed", 0);
-			json_t *qs = json_array();
-			for (size_t i = 0; i < d->nq; i++)
-				json_array_append_new(
-				    qs, question_results(d, i, counts, arr(rep, 2), x->text_limit));
-			json_t *o = json_pack(
-			    "{s:s, s:s, s:I, s:I, s:I, s:f, s:f, s:{s:I, s:I}, s:o}", "survey",
-			    d->id, "name", d->name, "sent", (json_int_t)sent, "started",
-			    (json_int_t)started, "completed", (json_int_t)completed,
-			    "response_rate", survey_rate(started, sent), "completion_rate",
-			    survey_rate(completed, sent), "skipped", "open",
-			    (json_int_t)hash_get_i64(counts, "skipped_open", 0), "already",
-			    (json_int_t)hash_get_i64(counts, "skipped_already", 0), "questions",
-			    qs);
-			api_reply_json(rq, 200, o);
-		}
-		json_decref(j);
+	struct survey_def *d = stored_survey(rq, rep);
+	if (d) {
+		const redisReply *counts = arr(rep, 1);
+		int64_t sent = hash_get_i64(counts, "sent", 0),
+		        started = hash_get_i64(counts, "started", 0),
+		        completed = hash_get_i64(counts, "completed", 0);
+		json_t *qs = json_array();
+		for (size_t i = 0; i < d->nq; i++)
+			json_array_append_new(
+			    qs, question_results(d, i, counts, arr(rep, 2), x->text_limit));
+		json_t *o = json_pack(
+		    "{s:s, s:s, s:I, s:I, s:I, s:f, s:f, s:{s:I, s:I}, s:o}", "survey", d->id,
+		    "name", d->name, "sent", (json_int_t)sent, "started", (json_int_t)started,
+		    "completed", (json_int_t)completed, "response_rate", survey_rate(started, sent),
+		    "completion_rate", survey_rate(completed, sent), "skipped", "open",
+		    (json_int_t)hash_get_i64(counts, "skipped_open", 0), "already",
+		    (json_int_t)hash_get_i64(counts, "skipped_already", 0), "questions", qs);
+		api_reply_json(rq, 200, o);
 		survey_free(d);
 	}
 	api_release(rq);
@@ -682,7 +644,7 @@ static void h_results(struct api_req *rq)
 		api_reply_error(rq, 400, "invalid_field", "text_limit", "text_limit is 0..200");
 		return;
 	}
-	if (!survey_param_ok(rq) || !api_store_ready(rq))
+	if (!api_crud_param(rq, &surveys) || !api_store_ready(rq))
 		return;
 	struct results_ctx *x = xcalloc(1, sizeof *x);
 	x->rq = rq;
@@ -718,23 +680,9 @@ static void on_texts_survey(struct redis *r, redisReply *rep, void *arg)
 	(void)r;
 	struct texts_ctx *x = arg;
 	struct api_req *rq = x->rq;
-	const redisReply *h = arr(rep, 0);
-	if (api_reply_redis_failure(rq, rep))
+	struct survey_def *d = stored_survey(rq, rep);
+	if (!d)
 		goto out;
-	if (!h || h->type != REDIS_REPLY_ARRAY || h->elements == 0) {
-		api_reply_error(rq, 404, "not_found", NULL, "no such survey");
-		goto out;
-	}
-	const char *txt = hash_get(h, "json");
-	json_t *j = txt ? json_loads(txt, 0, NULL) : NULL;
-	struct survey_def *d = NULL;
-	char field[96], reason[160];
-	if (!j || survey_parse(j, 1, &d, field, sizeof field, reason, sizeof reason) < 0) {
-		json_decref(j);
-		api_reply_error(rq, 500, "internal", NULL, "the stored survey is unreadable");
-		goto out;
-	}
-	json_decref(j);
 	int qi = survey_question_index(d, api_param(rq, "question"));
 	int is_text = qi >= 0 && d->q[qi].type == SURVEY_Q_TEXT;
 	survey_free(d);
@@ -771,7 +719,7 @@ static void h_texts(struct api_req *rq)
 	const char *cur;
 	if (!api_crud_list_args(rq, TEXTS_DEFAULT, TEXTS_MAX, cursor_ok, &limit, &cur))
 		return;
-	if (!survey_param_ok(rq))
+	if (!api_crud_param(rq, &surveys))
 		return;
 	if (!survey_id_valid(api_param(rq, "question"), SURVEY_QID_MAX)) {
 		api_reply_error(rq, 404, "not_found", "question", "no such free-text question");
@@ -901,27 +849,11 @@ static void on_csv_survey(struct redis *r, redisReply *rep, void *arg)
 {
 	(void)r;
 	struct api_req *rq = arg;
-	const redisReply *h = arr(rep, 0);
-	if (api_reply_redis_failure(rq, rep)) {
+	struct survey_def *d = stored_survey(rq, rep);
+	if (!d) {
 		api_release(rq);
 		return;
 	}
-	if (!h || h->type != REDIS_REPLY_ARRAY || h->elements == 0) {
-		api_reply_error(rq, 404, "not_found", NULL, "no such survey");
-		api_release(rq);
-		return;
-	}
-	const char *txt = hash_get(h, "json");
-	json_t *j = txt ? json_loads(txt, 0, NULL) : NULL;
-	struct survey_def *d = NULL;
-	char field[96], reason[160];
-	if (!j || survey_parse(j, 1, &d, field, sizeof field, reason, sizeof reason) < 0) {
-		json_decref(j);
-		api_reply_error(rq, 500, "internal", NULL, "the stored survey is unreadable");
-		api_release(rq);
-		return;
-	}
-	json_decref(j);
 	struct csv_ctx *x = xcalloc(1, sizeof *x);
 	x->rq = rq;
 	x->d = d;
@@ -949,7 +881,7 @@ static void h_csv(struct api_req *rq)
 		api_reply_error(rq, 400, "invalid_field", "bom", "bom is 0 or 1");
 		return;
 	}
-	if (!survey_param_ok(rq) || !api_store_ready(rq))
+	if (!api_crud_param(rq, &surveys) || !api_store_ready(rq))
 		return;
 	api_hold(rq);
 	store_survey_get(((struct app *)api_app(rq))->st, api_param(rq, "id"), on_csv_survey, rq);

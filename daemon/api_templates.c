@@ -3,7 +3,8 @@
  * template definitions, validate one without storing it, and preview a
  * template rendered for a contact (stored or inline) with the SMS segments
  * and cost of the result.  Validation is tplset.c's; storage is
- * store_templates.c's; this file knows no key names.
+ * store_templates.c's; the get, list, write and delete handling (a
+ * versioned definition) api_crud.c's; this file knows no key names.
  *
  * Template errors answer 400 in the usual error shape plus "line" and "col"
  * (1-based, columns in code points) when the error is inside a template.
@@ -110,211 +111,7 @@ static json_t *canonical(const json_t *def, const char *id)
 	return o;
 }
 
-/* The API form: the definition plus v and updated_at.  Steals def. */
-static json_t *with_version(json_t *def, long long v, int64_t updated)
-{
-	char t[40];
-	fmt_time(updated, t, sizeof t);
-	json_object_set_new(def, "v", json_integer(v));
-	json_object_set_new(def, "updated_at", json_string(t));
-	return def;
-}
-
-static long long reply_ll(const redisReply *r)
-{
-	if (!r)
-		return 0;
-	if (r->type == REDIS_REPLY_INTEGER)
-		return r->integer;
-	int64_t v;
-	const char *s = reply_str(r);
-	return s && parse_i64(s, 0, INT64_MAX, &v) == 0 ? v : 0;
-}
-
-/* ---------------------------------------------------------------- writes */
-
-struct write_op {
-	json_t *def; /* canonical definition */
-	int64_t now;
-};
-
-static void write_op_free(void *p)
-{
-	struct write_op *w = p;
-	json_decref(w->def);
-	free(w);
-}
-
-static void on_written(struct redis *r, redisReply *rep, void *arg)
-{
-	(void)r;
-	struct api_req *rq = arg;
-	struct write_op *w = api_data(rq);
-	const char *st = api_crud_str(rep, 0);
-	const char *id = json_string_value(json_object_get(w->def, "id"));
-	int create = strcmp(api_method(rq), "POST") == 0;
-
-	if (api_reply_redis_failure(rq, rep)) {
-		/* answered */
-	} else if (st && strcmp(st, "ok") == 0 && rep->elements > 1) {
-		long long v = reply_ll(rep->element[1]);
-		log_info("api", "template=%s v=%lld op=%s token=%s", log_q(id), v,
-		         create ? "create" : "replace", log_q(api_token_name(rq)));
-		api_reply_json(rq, create ? 201 : 200,
-		               with_version(json_incref(w->def), v, w->now));
-	} else if (st && strcmp(st, "exists") == 0) {
-		api_reply_error(rq, 409, "conflict", "id", "a template with this id exists");
-	} else if (st && strcmp(st, "not_found") == 0) {
-		api_reply_error(rq, 404, "not_found", NULL, "no such template");
-	} else if (st && strcmp(st, "conflict") == 0) {
-		api_reply_error(rq, 409, "conflict", "v",
-		                "the template was changed meanwhile: it is at version %lld",
-		                rep->elements > 1 ? reply_ll(rep->element[1]) : 0);
-	} else {
-		log_err("api", "template write: unexpected reply");
-		api_reply_error(rq, 503, "unavailable", NULL, "the store refused the request");
-	}
-	api_release(rq);
-}
-
-static void write_def(struct api_req *rq, json_t *def, const char *id, long long expect_v)
-{
-	struct app *app = api_app(rq);
-	struct write_op *w = xcalloc(1, sizeof *w);
-	w->def = canonical(def, id);
-	w->now = now_ms();
-	api_set_data(rq, w, write_op_free);
-	char *text = json_dumps(w->def, JSON_COMPACT);
-	if (!text)
-		abort();
-	api_hold(rq);
-	if (strcmp(api_method(rq), "POST") == 0)
-		store_template_create(app->st, id, text, w->now, on_written, rq);
-	else
-		store_template_replace(app->st, id, text, expect_v, w->now, on_written, rq);
-	free(text);
-}
-
-static void h_create(struct api_req *rq)
-{
-	long long expect_v;
-	json_t *def = writable_def(rq, &expect_v);
-	if (!def)
-		return;
-	const json_t *idj = json_object_get(def, "id");
-	if (!idj || json_is_null(idj)) {
-		char id[ID_LEN + 1];
-		id_new(id, now_ms());
-		for (char *p = id; *p; p++)
-			if (*p >= 'A' && *p <= 'Z')
-				*p = (char)(*p - 'A' + 'a');
-		json_object_set_new(def, "id", json_string(id));
-	}
-	if (check_def(rq, def) == 0 && api_store_ready(rq))
-		write_def(rq, def, json_string_value(json_object_get(def, "id")), 0);
-	json_decref(def);
-}
-
-static void h_put(struct api_req *rq)
-{
-	const char *id = api_param(rq, "id");
-	if (!tplset_id_valid(id)) {
-		api_reply_error(rq, 404, "not_found", NULL, "no such template");
-		return;
-	}
-	long long expect_v;
-	json_t *def = writable_def(rq, &expect_v);
-	if (!def)
-		return;
-	const json_t *idj = json_object_get(def, "id");
-	if (idj && !json_is_null(idj) &&
-	    !(json_is_string(idj) && strcmp(json_string_value(idj), id) == 0)) {
-		api_reply_error(rq, 400, "invalid_field", "id",
-		                "id differs from the template named in the path");
-		json_decref(def);
-		return;
-	}
-	json_object_set_new(def, "id", json_string(id));
-	if (check_def(rq, def) == 0 && api_store_ready(rq))
-		write_def(rq, def, id, expect_v);
-	json_decref(def);
-}
-
-static void on_deleted(struct redis *r, redisReply *rep, void *arg)
-{
-	(void)r;
-	struct api_req *rq = arg;
-	if (!api_reply_redis_failure(rq, rep)) {
-		const char *st = api_crud_str(rep, 0);
-		if (st && strcmp(st, "ok") == 0) {
-			log_info("api", "template=%s op=delete token=%s",
-			         log_q(api_param(rq, "id")), log_q(api_token_name(rq)));
-			api_reply_raw(rq, 204, NULL, "", 0);
-		} else {
-			api_reply_error(rq, 404, "not_found", NULL, "no such template");
-		}
-	}
-	api_release(rq);
-}
-
-static void h_delete(struct api_req *rq)
-{
-	struct app *app = api_app(rq);
-	const char *id = api_param(rq, "id");
-	if (!tplset_id_valid(id)) {
-		api_reply_error(rq, 404, "not_found", NULL, "no such template");
-		return;
-	}
-	if (!api_store_ready(rq))
-		return;
-	api_hold(rq);
-	store_template_delete(app->st, id, on_deleted, rq);
-}
-
-/* ---------------------------------------------------------------- reads */
-
-/* The API form from the stored [json, v, updated]; NULL when absent or
- * unreadable. */
-static json_t *stored_json(const redisReply *json, const redisReply *v, const redisReply *upd)
-{
-	const char *text = reply_str(json);
-	json_t *def = text ? json_loads(text, 0, NULL) : NULL;
-	if (!json_is_object(def)) {
-		json_decref(def);
-		return NULL;
-	}
-	return with_version(def, reply_ll(v), (int64_t)reply_ll(upd));
-}
-
-static void on_got(struct redis *r, redisReply *rep, void *arg)
-{
-	(void)r;
-	struct api_req *rq = arg;
-	if (!api_reply_redis_failure(rq, rep)) {
-		json_t *t = rep->type == REDIS_REPLY_ARRAY && rep->elements == 3
-		                ? stored_json(rep->element[0], rep->element[1], rep->element[2])
-		                : NULL;
-		if (t)
-			api_reply_json(rq, 200, t);
-		else
-			api_reply_error(rq, 404, "not_found", NULL, "no such template");
-	}
-	api_release(rq);
-}
-
-static void h_get(struct api_req *rq)
-{
-	struct app *app = api_app(rq);
-	const char *id = api_param(rq, "id");
-	if (!tplset_id_valid(id)) {
-		api_reply_error(rq, 404, "not_found", NULL, "no such template");
-		return;
-	}
-	if (!api_store_ready(rq))
-		return;
-	api_hold(rq);
-	store_template_read(app->st, id, on_got, rq);
-}
+/* ---------------------------------------------------------------- CRUD */
 
 /* A list item: id, name, default_lang, v, updated_at and the variants'
  * channel and lang (no texts). */
@@ -339,41 +136,86 @@ static json_t *summary(const json_t *full)
 	return o;
 }
 
-static void on_listed(struct redis *r, redisReply *rep, void *arg)
+/* A list element {id, json, v, updated} as its summary. */
+static json_t *list_item(const redisReply *e)
 {
-	(void)r;
-	struct api_req *rq = arg;
-	if (!api_reply_redis_failure(rq, rep)) {
-		json_t *items = json_array();
-		const char *next = NULL;
-		if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0) {
-			next = reply_str(rep->element[0]);
-			for (size_t i = 1; i < rep->elements; i++) {
-				const redisReply *e = rep->element[i];
-				if (e->type != REDIS_REPLY_ARRAY || e->elements != 4)
-					continue;
-				json_t *full =
-				    stored_json(e->element[1], e->element[2], e->element[3]);
-				if (full)
-					json_array_append_new(items, summary(full));
-				json_decref(full);
-			}
-		}
-		api_crud_reply_page(rq, items, next);
+	json_t *full = api_crud_stored(e->element[1], e->element[2], e->element[3]);
+	json_t *o = full ? summary(full) : NULL;
+	json_decref(full);
+	return o;
+}
+
+static void tpl_delete(struct api_req *rq, const char *id, redis_cb cb, void *arg)
+{
+	store_template_delete(((struct app *)api_app(rq))->st, id, cb, arg);
+}
+
+static const struct api_crud templates = {.noun = "template",
+                                          .id_ok = tplset_id_valid,
+                                          .list_default = LIST_DEFAULT,
+                                          .list_max = LIST_MAX,
+                                          .read = store_template_read,
+                                          .list = store_template_list,
+                                          .list_fields = 4,
+                                          .item = list_item,
+                                          .create = store_template_create,
+                                          .replace = store_template_replace,
+                                          .del = tpl_delete};
+
+static void h_create(struct api_req *rq)
+{
+	long long expect_v;
+	json_t *def = writable_def(rq, &expect_v);
+	if (!def)
+		return;
+	const json_t *idj = json_object_get(def, "id");
+	if (!idj || json_is_null(idj)) {
+		char id[ID_LEN + 1];
+		api_crud_new_id(id);
+		json_object_set_new(def, "id", json_string(id));
 	}
-	api_release(rq);
+	if (check_def(rq, def) == 0)
+		api_crud_write(rq, &templates,
+		               canonical(def, json_string_value(json_object_get(def, "id"))), 0);
+	json_decref(def);
+}
+
+static void h_put(struct api_req *rq)
+{
+	const char *id = api_param(rq, "id");
+	if (!api_crud_param(rq, &templates))
+		return;
+	long long expect_v;
+	json_t *def = writable_def(rq, &expect_v);
+	if (!def)
+		return;
+	const json_t *idj = json_object_get(def, "id");
+	if (idj && !json_is_null(idj) &&
+	    !(json_is_string(idj) && strcmp(json_string_value(idj), id) == 0)) {
+		api_reply_error(rq, 400, "invalid_field", "id",
+		                "id differs from the template named in the path");
+		json_decref(def);
+		return;
+	}
+	json_object_set_new(def, "id", json_string(id));
+	if (check_def(rq, def) == 0)
+		api_crud_write(rq, &templates, canonical(def, id), expect_v);
+	json_decref(def);
+}
+
+static void h_get(struct api_req *rq)
+{
+	api_crud_get(rq, &templates);
 }
 
 static void h_list(struct api_req *rq)
 {
-	struct app *app = api_app(rq);
-	int64_t limit;
-	const char *cursor;
-	if (!api_crud_list_args(rq, LIST_DEFAULT, LIST_MAX, tplset_id_valid, &limit, &cursor) ||
-	    !api_store_ready(rq))
-		return;
-	api_hold(rq);
-	store_template_list(app->st, cursor, (int)limit, on_listed, rq);
+	api_crud_list(rq, &templates);
+}
+
+static void h_delete(struct api_req *rq)
+{
+	api_crud_delete(rq, &templates);
 }
 
 /* ---------------------------------------------------------------- validate */
@@ -543,7 +385,7 @@ static void on_preview_tpl(struct redis *r, redisReply *rep, void *arg)
 		                       : NULL;
 		if (text) {
 			pv->tpl_json = xstrdup(text);
-			pv->v = reply_ll(rep->element[1]);
+			pv->v = api_crud_ll(rep->element[1]);
 		} else {
 			pv->no_template = 1;
 		}
@@ -592,10 +434,8 @@ static void h_preview(struct api_req *rq)
 	const char *k;
 	json_t *x;
 
-	if (!tplset_id_valid(id)) {
-		api_reply_error(rq, 404, "not_found", NULL, "no such template");
+	if (!api_crud_param(rq, &templates))
 		return;
-	}
 	json_object_foreach(body, k, x)
 	{
 		int ok = 0;

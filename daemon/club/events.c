@@ -2,10 +2,9 @@
  * events.c - event input rules (type, money, currency) and the club
  * messages that follow events and points changes (events.h).
  *
- * Owns: the rendered strings until store_msg_create() copied them, and the
- * small context of one pending create.  Never touches key names (the store
- * does), never decides consent for good (the dispatcher checks again at
- * send time), never logs texts or addresses.
+ * Owns nothing between calls: rendering and queueing a message is
+ * notify_msg.c's (kinds in the contact's preferred order).  Never touches
+ * key names (the store does), never logs texts or addresses.
  * Limits: amounts 1e12 units, type names 40 bytes, rendered text as the
  * template engine bounds it.
  */
@@ -17,15 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "addr.h"
 #include "app.h"
 #include "club/notify_msg.h"
 #include "club/points.h"
-#include "log.h"
 #include "prefs.h"
-#include "store.h"
 #include "store_club.h"
-#include "tplset.h"
 #include "util.h"
 
 #define MSG_IDEM_TTL_S 86400
@@ -171,179 +166,27 @@ void events_rules(const struct config *cfg, struct store_club_rules *r, char *ti
 
 /* Club messages ------------------------------------------------------------ */
 
-struct pending {
-	events_msg_cb cb;
-	void *arg;
-	json_t *res;
-	char id[ID_LEN + 1];
-};
-
-static void on_created(struct redis *r, redisReply *rep, void *arg)
-{
-	(void)r;
-	struct pending *q = arg;
-	const char *st = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0
-	                     ? reply_str(rep->element[0])
-	                     : NULL;
-	json_t *res = q->res;
-	if (st && strcmp(st, "ok") == 0) {
-		json_object_set_new(res, "message_id", json_string(q->id));
-	} else if (st && strcmp(st, "dup") == 0 && rep->elements >= 2 &&
-	           reply_str(rep->element[1])) {
-		json_object_set_new(res, "message_id", json_string(reply_str(rep->element[1])));
-	} else if (st && strcmp(st, "no_contact") == 0) {
-		json_object_set_new(res, "skipped", json_string("no_contact"));
-	} else {
-		log_warnx("club", "message create not confirmed kind=%s",
-		          json_string_value(json_object_get(res, "kind")));
-		json_decref(res);
-		res = NULL;
-	}
-	if (res && json_object_get(res, "message_id"))
-		log_info("club", "msg=%s queued kind=%s contact=%s",
-		         json_string_value(json_object_get(res, "message_id")),
-		         json_string_value(json_object_get(res, "kind")),
-		         json_string_value(json_object_get(res, "contact_id")));
-	q->cb(q->arg, res);
-	free(q);
-}
-
-/* The kinds preferences allow for category, best first; 0 with the reason
- * in why when none. */
-static size_t allowed_kinds(const struct app *app, const redisReply *c, enum category cat,
-                            int64_t now, int kinds[ADDR_KINDS], char *why, size_t whylen)
-{
-	struct prefs p;
-	notify_msg_prefs(c, &p);
-
-	int enabled[ADDR_KINDS];
-	struct prefs_input in = {.prefs = &p,
-	                         .tz = hash_get(c, "tz") ? hash_get(c, "tz")
-	                                                 : app->cfg->contacts_default_tz,
-	                         .requested = -1,
-	                         .category = cat,
-	                         .now_ms = now,
-	                         .channel_enabled = enabled};
-	for (int k = 0; k < ADDR_KINDS; k++) {
-		char f[16];
-		snprintf(f, sizeof f, "a:%s", addr_kind_name((enum addr_kind)k));
-		in.addr[k] = hash_get(c, f);
-		enabled[k] =
-		    chan_find(app->chans, app->nchans, addr_kind_name((enum addr_kind)k)) != NULL;
-	}
-	int order[ADDR_KINDS], n = 0, seen[ADDR_KINDS] = {0};
-	for (int i = 0; i < p.norder && n < ADDR_KINDS; i++)
-		if (p.order[i] >= 0 && p.order[i] < ADDR_KINDS && !seen[p.order[i]]) {
-			seen[p.order[i]] = 1;
-			order[n++] = p.order[i];
-		}
-	for (int k = 0; k < ADDR_KINDS; k++)
-		if (!seen[k])
-			order[n++] = k;
-	size_t cnt = 0;
-	struct prefs_decision d;
-	for (int i = 0; i < n; i++) {
-		in.requested = order[i];
-		prefs_decide(&in, &d);
-		if (d.action != PREFS_SUPPRESS)
-			kinds[cnt++] = order[i];
-	}
-	if (cnt == 0) {
-		in.requested = -1;
-		prefs_decide(&in, &d);
-		snprintf(why, whylen, "%s", d.action == PREFS_SUPPRESS ? d.reason : "no_channel");
-	}
-	return cnt;
-}
-
 json_t *events_msg_queue(struct app *app, const struct events_msg *m, events_msg_cb cb, void *arg)
 {
 	json_t *res = json_pack("{s:s, s:s, s:s}", "kind", m->what, "contact_id", m->contact_id,
 	                        "template", m->tpl_id ? m->tpl_id : "");
-	char why[96] = "";
-	struct tplset *ts = NULL;
-	struct tpl_rendered out;
-	memset(&out, 0, sizeof out);
-	int kind = -1;
-	const struct config *cfg = app->cfg;
-	int cat = category_parse(m->category);
-
-	if (!m->contact || m->contact->type != REDIS_REPLY_ARRAY || m->contact->elements == 0) {
-		snprintf(why, sizeof why, "no_contact");
-		goto skip;
-	}
-	if (!m->tpl_json || !*m->tpl_json) {
-		snprintf(why, sizeof why, "template_missing");
-		goto skip;
-	}
-	const char *field;
-	struct tmpl_error terr;
-	int rc = notify_msg_tplset(m->tpl_json, &ts, &field);
-	if (rc < 0) {
-		log_warnx("club", "template=%s unusable field=%s", log_q(m->tpl_id),
-		          log_q(field ? field : ""));
-		snprintf(why, sizeof why, "template_invalid");
-		goto skip;
-	}
-	int kinds[ADDR_KINDS];
-	size_t nk = allowed_kinds(app, m->contact, cat < 0 ? CAT_PROMOTIONAL : (enum category)cat,
-	                          m->due, kinds, why, sizeof why);
-	if (nk == 0)
-		goto skip;
-	const char *lang = hash_get(m->contact, "lang") ? hash_get(m->contact, "lang")
-	                                                : cfg->contacts_default_lang;
-	const char *zone =
-	    hash_get(m->contact, "tz") ? hash_get(m->contact, "tz") : cfg->contacts_default_tz;
-	json_t *ctx = tpl_context(m->contact, m->event, NULL);
-	const char *failed = "";
-	memset(&terr, 0, sizeof terr);
-	kind = notify_msg_render(ts, kinds, (int)nk, lang, ctx, zone, &out, &terr, &failed);
-	json_decref(ctx);
-	if (kind < 0 && kind != -ENOENT) {
-		log_warnx("club", "template=%s render failed kind=%s reason=%s", log_q(m->tpl_id),
-		          failed, log_q(terr.reason));
-		snprintf(why, sizeof why, "render_failed");
-	}
-	if (kind < 0) {
-		if (!*why)
-			snprintf(why, sizeof why, "no_variant");
-		goto skip;
-	}
-
-	const char *fields[6];
-	size_t nf = notify_msg_fields(&out, kind, fields, 0);
-	const char *kn = addr_kind_name((enum addr_kind)kind);
-	int64_t due = m->due > m->now ? m->due : m->now;
-	struct msg_new mn = {.contact_id = m->contact_id,
-	                     .addr_kind = "",
-	                     .addr = "",
-	                     .lane = kn,
-	                     .channel = kn,
-	                     .category = m->category,
-	                     .idem = m->idem,
-	                     .idem_ttl_s = MSG_IDEM_TTL_S,
-	                     .now = m->now,
-	                     .due = due,
-	                     .expires = due + cfg->sched_message_ttl_ms,
-	                     .fields = fields,
-	                     .nfields = nf};
-	struct pending *q = xcalloc(1, sizeof *q);
-	q->cb = cb;
-	q->arg = arg;
-	q->res = res;
-	json_object_set_new(res, "channel", json_string(kn));
-	store_msg_create(app->st, &mn, q->id, on_created, q);
-	tpl_rendered_free(&out);
-	tplset_free(ts);
-	return NULL;
-
-skip:
-	if (ts)
-		tplset_free(ts);
-	json_object_set_new(res, "skipped", json_string(why));
-	log_info("club", "no message kind=%s contact=%s reason=%s", m->what, m->contact_id,
-	         log_q(why));
-	return res;
+	struct notify_msg n = {.sub = "club",
+	                       .log_key = "kind",
+	                       .log_val = m->what,
+	                       .contact_id = m->contact_id,
+	                       .contact = m->contact,
+	                       .tpl_id = m->tpl_id,
+	                       .tpl_json = m->tpl_json,
+	                       .event = m->event,
+	                       .category = m->category,
+	                       .cat_dflt = CAT_PROMOTIONAL,
+	                       .pick = NOTIFY_MSG_ALLOWED,
+	                       .requested = -1,
+	                       .idem = m->idem,
+	                       .idem_ttl_s = MSG_IDEM_TTL_S,
+	                       .now = m->now,
+	                       .due = m->due};
+	return notify_msg_queue(app, &n, res, cb, arg);
 }
 
 /* Follow-up messages of an answer ------------------------------------------ */

@@ -1,9 +1,10 @@
 /*
- * notify_msg.h - the steps club messages (events.c: points and tier
- * messages; raffle.c: entry and winner messages) share before they are
- * queued with store_msg_create(): the contact's stored preferences, the
- * template set from its stored JSON, the first channel kind with a usable
- * rendered variant, and the message fields of that rendering.
+ * notify_msg.h - club messages (events.c: thank-you and tier messages;
+ * raffle.c: entry replies and winner messages), rendered for a contact and
+ * queued with store_msg_create(): notify_msg_queue() does it all, from a
+ * struct notify_msg that says what differs per caller; the steps below it
+ * (stored preferences, the stored template set, the first channel kind
+ * with a usable rendered variant, the message fields) are exported too.
  */
 #ifndef CLUBD_CLUB_NOTIFY_MSG_H
 #define CLUBD_CLUB_NOTIFY_MSG_H
@@ -11,6 +12,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "prefs.h"
 #include "template.h"
@@ -41,5 +43,59 @@ int notify_msg_render(const struct tplset *ts, const int *kinds, int n, const ch
  * also "subject" and "html") as name, value pairs to fields[nf..] (room
  * for 6 more); the new count.  The values borrow out. */
 size_t notify_msg_fields(const struct tpl_rendered *out, int kind, const char **fields, size_t nf);
+
+struct app;
+
+/* How notify_msg_queue picks the kinds it tries to render for. */
+enum notify_msg_pick {
+	/* every kind the preferences allow, in the contact's preferred order
+	 * then the others; the lane is the kind rendered */
+	NOTIFY_MSG_ALLOWED,
+	/* the kind the preferences choose for m->requested (suppressed: the
+	 * reason); with requested -1 then every other kind they allow, and
+	 * lane "preferred" when the chosen kind is the one rendered (the
+	 * dispatcher would choose it too) */
+	NOTIFY_MSG_PREFERRED,
+};
+
+/* One message to queue.  Everything is borrowed for the call only (but
+ * sub, which must outlive cb). */
+struct notify_msg {
+	const char *sub;               /* log subsystem, static: "club", "raffle" */
+	const char *log_key, *log_val; /* first in its log lines: kind="tier" */
+	const char *contact_id;
+	const redisReply *contact; /* HGETALL of the contact; empty = none */
+	const char *tpl_id;
+	const char *tpl_json;   /* stored definition; NULL or "" = missing */
+	const json_t *event;    /* the render context's "event" */
+	const char *category;   /* a message category name */
+	enum category cat_dflt; /* the preferences' category when category is unknown */
+	enum notify_msg_pick pick;
+	int requested;             /* NOTIFY_MSG_PREFERRED: an addr kind or -1 */
+	const char *field, *value; /* one message field before the text, or NULL */
+	const char *idem;          /* the message's full idempotency key */
+	long long idem_ttl_s;
+	int64_t now;
+	int64_t due;   /* preferences are asked at due; queued at max(due, now) */
+	int with_lane; /* the result names the lane too (and, when the store
+	                  finds no contact, no channel) */
+};
+
+/* result: a new reference the callee owns, or NULL when the store did not
+ * confirm the message. */
+typedef void (*notify_msg_cb)(void *arg, json_t *result);
+
+/*
+ * Render m for the contact and create the message.  res (stolen) is the
+ * caller's start of the result.  Returns it at once when nothing is queued,
+ * with "skipped": no_contact, template_missing, template_invalid,
+ * no_variant, render_failed or the preference reason (opted_out:sms,
+ * category_opt_out:promotional, no_channel, ...).  Otherwise returns NULL,
+ * res gets "channel" (and "lane") and cb(arg, res + "message_id", or +
+ * "skipped": "no_contact" when the contact went meanwhile, or NULL) follows
+ * exactly once, never from inside this call.  Logs under m->sub.
+ */
+json_t *notify_msg_queue(struct app *app, const struct notify_msg *m, json_t *res, notify_msg_cb cb,
+                         void *arg);
 
 #endif

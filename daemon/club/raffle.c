@@ -4,7 +4,7 @@
  * draw.c), and the raffle's entry points for other modules: the inbound
  * router's stage, entries by keyword and by purchase, and the raffle
  * messages (a winner's notification, the reply to a texted entry) rendered
- * with tplset.h and created with store_msg_create().
+ * and queued by notify_msg.c (the kind preferences choose first).
  *
  * Owns the parsed definition, the draw's copies of the entry list, and the
  * small contexts of pending store calls.  Never touches key names (the
@@ -610,161 +610,29 @@ out:
 
 /* ---- raffle messages -------------------------------------------------------- */
 
-struct msg_pending {
-	void (*cb)(void *arg, json_t *result);
-	void *arg;
-	json_t *res;
-	char id[ID_LEN + 1];
-};
-
-static void on_msg_created(struct redis *r, redisReply *rep, void *arg)
-{
-	(void)r;
-	struct msg_pending *q = arg;
-	const char *st = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0
-	                     ? reply_str(rep->element[0])
-	                     : NULL;
-	json_t *res = q->res;
-	if (st && strcmp(st, "ok") == 0) {
-		json_object_set_new(res, "message_id", json_string(q->id));
-	} else if (st && strcmp(st, "dup") == 0 && rep->elements >= 2 &&
-	           reply_str(rep->element[1])) {
-		json_object_set_new(res, "message_id", json_string(reply_str(rep->element[1])));
-	} else if (st && strcmp(st, "no_contact") == 0) {
-		json_object_del(res, "channel");
-		json_object_set_new(res, "skipped", json_string("no_contact"));
-	} else {
-		log_warnx("raffle", "message create not confirmed contact=%s",
-		          json_string_value(json_object_get(res, "contact_id")));
-		json_decref(res);
-		res = NULL;
-	}
-	q->cb(q->arg, res);
-	free(q);
-}
-
 json_t *raffle_msg_queue(struct app *app, const struct raffle_msg *m,
                          void (*cb)(void *arg, json_t *result), void *arg)
 {
-	const struct config *cfg = app->cfg;
-	json_t *res = json_pack("{s:s}", "contact_id", m->contact_id);
-	char why[96] = "";
-	struct tplset *ts = NULL;
-	struct tpl_rendered out;
-	memset(&out, 0, sizeof out);
-	int kind = -1;
-
-	if (!m->contact || m->contact->type != REDIS_REPLY_ARRAY || m->contact->elements == 0) {
-		snprintf(why, sizeof why, "no_contact");
-		goto skip;
-	}
-	if (!m->tpl_json || !*m->tpl_json) {
-		snprintf(why, sizeof why, "template_missing");
-		goto skip;
-	}
-	const char *field;
-	struct tmpl_error terr;
-	int rc = notify_msg_tplset(m->tpl_json, &ts, &field);
-	if (rc < 0) {
-		log_warnx("raffle", "raffle=%s template=%s unusable field=%s", log_q(m->raffle_id),
-		          log_q(m->tpl_id ? m->tpl_id : ""), log_q(field ? field : ""));
-		snprintf(why, sizeof why, "template_invalid");
-		goto skip;
-	}
-
-	/* the channel: the one preferences choose now, then the others they allow */
-	struct prefs p;
-	notify_msg_prefs(m->contact, &p);
-	int cat = category_parse(m->category);
-	int enabled[ADDR_KINDS];
-	struct prefs_input in = {.prefs = &p,
-	                         .tz = hash_get(m->contact, "tz") ? hash_get(m->contact, "tz")
-	                                                          : cfg->contacts_default_tz,
-	                         .requested = m->kind,
-	                         .category = cat < 0 ? CAT_LOTTERY : (enum category)cat,
-	                         .now_ms = m->now,
-	                         .channel_enabled = enabled};
-	for (int k = 0; k < ADDR_KINDS; k++) {
-		char f[16];
-		snprintf(f, sizeof f, "a:%s", addr_kind_name((enum addr_kind)k));
-		in.addr[k] = hash_get(m->contact, f);
-		enabled[k] =
-		    chan_find(app->chans, app->nchans, addr_kind_name((enum addr_kind)k)) != NULL;
-	}
-	struct prefs_decision dec;
-	prefs_decide(&in, &dec);
-	if (dec.action == PREFS_SUPPRESS) {
-		snprintf(why, sizeof why, "%s", dec.reason);
-		goto skip;
-	}
-	int order[ADDR_KINDS], n = 0, first = dec.channel;
-	order[n++] = first;
-	for (int k = 0; m->kind < 0 && k < ADDR_KINDS; k++) {
-		if (k == first)
-			continue;
-		in.requested = k;
-		prefs_decide(&in, &dec);
-		if (dec.action != PREFS_SUPPRESS)
-			order[n++] = k;
-	}
-	const char *lang = hash_get(m->contact, "lang") ? hash_get(m->contact, "lang")
-	                                                : cfg->contacts_default_lang;
-	json_t *ctx = tpl_context(m->contact, m->event, NULL);
-	const char *failed = "";
-	memset(&terr, 0, sizeof terr);
-	kind = notify_msg_render(ts, order, n, lang, ctx, in.tz, &out, &terr, &failed);
-	json_decref(ctx);
-	if (kind < 0 && kind != -ENOENT) {
-		log_warnx("raffle", "raffle=%s render failed kind=%s reason=%s",
-		          log_q(m->raffle_id), failed, log_q(terr.reason));
-		snprintf(why, sizeof why, "render_failed");
-	}
-	if (kind < 0) {
-		if (!*why)
-			snprintf(why, sizeof why, "no_variant");
-		goto skip;
-	}
-
-	const char *fields[8];
-	size_t nf = 0;
-	fields[nf++] = "raffle";
-	fields[nf++] = m->raffle_id;
-	nf = notify_msg_fields(&out, kind, fields, nf);
-	/* "preferred" when the dispatcher will choose this very channel; a
-	 * text rendered for another channel must go on that one */
-	const char *lane =
-	    m->kind < 0 && kind == first ? "preferred" : addr_kind_name((enum addr_kind)kind);
-	struct msg_new mn = {.contact_id = m->contact_id,
-	                     .addr_kind = "",
-	                     .addr = "",
-	                     .lane = lane,
-	                     .channel = lane,
-	                     .category = m->category,
-	                     .idem = m->idem,
-	                     .idem_ttl_s = MSG_IDEM_TTL_S,
-	                     .now = m->now,
-	                     .due = m->now,
-	                     .expires = m->now + cfg->sched_message_ttl_ms,
-	                     .fields = fields,
-	                     .nfields = nf};
-	struct msg_pending *q = xcalloc(1, sizeof *q);
-	q->cb = cb;
-	q->arg = arg;
-	q->res = res;
-	json_object_set_new(res, "channel", json_string(addr_kind_name((enum addr_kind)kind)));
-	json_object_set_new(res, "lane", json_string(lane));
-	store_msg_create(app->st, &mn, q->id, on_msg_created, q);
-	tpl_rendered_free(&out);
-	tplset_free(ts);
-	return NULL;
-
-skip:
-	if (ts)
-		tplset_free(ts);
-	json_object_set_new(res, "skipped", json_string(why));
-	log_info("raffle", "raffle=%s no message contact=%s reason=%s", log_q(m->raffle_id),
-	         m->contact_id, log_q(why));
-	return res;
+	struct notify_msg n = {.sub = "raffle",
+	                       .log_key = "raffle",
+	                       .log_val = m->raffle_id,
+	                       .contact_id = m->contact_id,
+	                       .contact = m->contact,
+	                       .tpl_id = m->tpl_id,
+	                       .tpl_json = m->tpl_json,
+	                       .event = m->event,
+	                       .category = m->category,
+	                       .cat_dflt = CAT_LOTTERY,
+	                       .pick = NOTIFY_MSG_PREFERRED,
+	                       .requested = m->kind,
+	                       .field = "raffle",
+	                       .value = m->raffle_id,
+	                       .idem = m->idem,
+	                       .idem_ttl_s = MSG_IDEM_TTL_S,
+	                       .now = m->now,
+	                       .due = m->now,
+	                       .with_lane = 1};
+	return notify_msg_queue(app, &n, json_pack("{s:s}", "contact_id", m->contact_id), cb, arg);
 }
 
 /* ---- entry points for other modules --------------------------------------------- */

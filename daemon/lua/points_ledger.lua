@@ -1,6 +1,7 @@
 -- points_ledger: the club's per-contact state, changed atomically: business events (timeline,
 -- last purchase, campaign purchase attribution), the points ledger (lots with FIFO expiry,
--- spending, adjustments), tiers, referral codes and credits.  The rules are club/points.h's.
+-- spending, adjustments), tiers, referral codes and credits.  The rules are club/points.h's;
+-- the lot steps (expire, credit, debit) are lua/lib/points.lua's, shared with raffle_enter.lua.
 -- Keys: P c:{cid} (fields points, points_earned, tier, last_purchase, signed_up, ref,
 --       referred_by, referrals), P pl:{cid} stream ledger (capped), P pt:{cid} zset open lots
 --       ("entry|remaining" scored by expiry ms), P tl:{cid} timeline, P ref:{code} -> cid,
@@ -25,99 +26,12 @@
 --          | {'insufficient', balance}
 --  refcode: 8 contact id, 9.. candidate codes -> {'ok', code, created 0|1} | {'no_contact'}
 --          | {'retry'}
-local P, op, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local tlmax, lmax, expire_after = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local NEVER = 253402300799999
-local function fmt(n) return string.format('%d', n) end
+local op = ARGV[2]
+-- use: points
 
 local tiers = {}
 for name, thr in string.gmatch(ARGV[7], '([^:,]+):(%d+)') do
   tiers[#tiers + 1] = {name, tonumber(thr)}
-end
-
-local function timeline(cid, ...)
-  if tlmax > 0 then redis.call('XADD', P .. 'tl:' .. cid, 'MAXLEN', '~', tlmax, '*', ...) end
-end
-
-local function ledger(cid, f)
-  return redis.call('XADD', P .. 'pl:' .. cid, 'MAXLEN', '~', lmax, '*', unpack(f))
-end
-
-local function lot_parse(m)
-  local sep = string.find(m, '|', 1, true)
-  return string.sub(m, 1, sep - 1), tonumber(string.sub(m, sep + 1))
-end
-
--- Lots expired at now go, whole, oldest expiry first.
-local function expire(cid)
-  local pk = P .. 'pt:' .. cid
-  local lots = redis.call('ZRANGEBYSCORE', pk, '-inf', now, 'WITHSCORES')
-  if #lots == 0 then return 0 end
-  local ck = P .. 'c:' .. cid
-  local bal = tonumber(redis.call('HGET', ck, 'points') or '0')
-  local total = 0
-  for i = 1, #lots, 2 do
-    local lot, rem = lot_parse(lots[i])
-    bal = bal - rem
-    total = total + rem
-    ledger(cid, {'at', lots[i + 1], 'delta', fmt(-rem), 'balance', fmt(bal), 'reason', 'expire',
-                 'ref', lot})
-  end
-  redis.call('ZREMRANGEBYSCORE', pk, '-inf', now)
-  redis.call('HSET', ck, 'points', fmt(bal))
-  timeline(cid, 'type', 'points', 'delta', fmt(-total), 'balance', fmt(bal), 'reason', 'expire')
-  return total
-end
-
--- A credit is one lot expiring at + expire_after.
-local function credit(cid, pts, reason, ref, at, note, by)
-  if pts <= 0 then return nil end
-  local ck = P .. 'c:' .. cid
-  local exp = NEVER
-  if expire_after > 0 and at + expire_after < NEVER then exp = at + expire_after end
-  local bal = redis.call('HINCRBY', ck, 'points', fmt(pts))
-  redis.call('HINCRBY', ck, 'points_earned', fmt(pts))
-  local f = {'at', fmt(at), 'delta', fmt(pts), 'balance', fmt(bal), 'reason', reason, 'ref', ref}
-  if exp ~= NEVER then f[#f + 1] = 'expires_at'; f[#f + 1] = fmt(exp) end
-  if note and note ~= '' then f[#f + 1] = 'note'; f[#f + 1] = note end
-  if by and by ~= '' then f[#f + 1] = 'by'; f[#f + 1] = by end
-  local lid = ledger(cid, f)
-  redis.call('ZADD', P .. 'pt:' .. cid, fmt(exp), lid .. '|' .. fmt(pts))
-  timeline(cid, 'type', 'points', 'delta', fmt(pts), 'balance', fmt(bal), 'reason', reason,
-           'ref', ref)
-  return lid
-end
-
--- Take n points, first to expire first; nil and the balance when short.
-local function debit(cid, n, reason, ref, note, by)
-  local pk = P .. 'pt:' .. cid
-  local lots = redis.call('ZRANGE', pk, 0, -1, 'WITHSCORES')
-  local avail = 0
-  for i = 1, #lots, 2 do
-    local _, rem = lot_parse(lots[i])
-    avail = avail + rem
-  end
-  if avail < n then return nil, avail end
-  local need = n
-  for i = 1, #lots, 2 do
-    if need == 0 then break end
-    local lot, rem = lot_parse(lots[i])
-    redis.call('ZREM', pk, lots[i])
-    if rem > need then
-      redis.call('ZADD', pk, lots[i + 1], lot .. '|' .. fmt(rem - need))
-      need = 0
-    else
-      need = need - rem
-    end
-  end
-  local bal = redis.call('HINCRBY', P .. 'c:' .. cid, 'points', fmt(-n))
-  local f = {'at', fmt(now), 'delta', fmt(-n), 'balance', fmt(bal), 'reason', reason, 'ref', ref}
-  if note and note ~= '' then f[#f + 1] = 'note'; f[#f + 1] = note end
-  if by and by ~= '' then f[#f + 1] = 'by'; f[#f + 1] = by end
-  local lid = ledger(cid, f)
-  timeline(cid, 'type', 'points', 'delta', fmt(-n), 'balance', fmt(bal), 'reason', reason,
-           'ref', ref)
-  return lid, bal
 end
 
 -- The tier follows lifetime points; a change is written on the timeline.

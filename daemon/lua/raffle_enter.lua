@@ -4,12 +4,12 @@
 -- nor made without payment).  Idempotent per (raffle, contact, method, ref): a replay
 -- answers the first answer.  (daemon/store_raffles.c; docs/raffles.md)
 --
--- Points: Redis scripts cannot call each other, so the two ledger steps an entry needs are
--- repeated here exactly as lua/points_ledger.lua writes them (lots "entry|remaining" in
--- P pt:{cid} scored by expiry, FIFO expiry first, then spending what expires first; a
--- ledger entry in P pl:{cid} with reason 'spend', ref 'raffle:{id}'; a 'points' timeline
--- entry; P c:{cid} points).  Spending never changes lifetime points or the tier.
--- tests/integration/test_raffles.py reads the result back through /v1/contacts/{id}/points.
+-- Points: the entry spends them through the ledger's own steps (the `use: points` line
+-- below embeds lua/lib/points.lua, as in points_ledger.lua): expire what is due, then take
+-- what expires first, with a ledger entry in P pl:{cid} (reason 'spend', ref 'raffle:{id}',
+-- note 'raffle entry'), a 'points' timeline entry and P c:{cid} points.  Spending never
+-- changes lifetime points or the tier.  tests/integration/test_raffles.py reads the result
+-- back through /v1/contacts/{id}/points.
 --
 -- Keys: P rf:{id}, P raffles:open, P rfv:{id}, P rfu:{id}, P rfk:{id}, P rfl:{id}, P rfn:{id},
 --       P rfw:{id} (see raffle_write.lua), P eng:entered:{id} (contracts), P c:{cid},
@@ -26,74 +26,8 @@
 --                contact HGETALL, raffle public JSON}
 --  purchase: 7 contact id, 8 amount_c, 9 currency, 10 event id
 --            -> {{raffle id, status, answer JSON or reason}...}
-local P, op, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local tlmax, lmax, expire_after = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local function fmt(n) return string.format('%d', n) end
-
-local function timeline(cid, ...)
-  if tlmax > 0 then redis.call('XADD', P .. 'tl:' .. cid, 'MAXLEN', '~', tlmax, '*', ...) end
-end
-
--- ---- the points ledger's two steps (as lua/points_ledger.lua) ----------------------------
-
-local function ledger(cid, f)
-  return redis.call('XADD', P .. 'pl:' .. cid, 'MAXLEN', '~', lmax, '*', unpack(f))
-end
-
-local function lot_parse(m)
-  local sep = string.find(m, '|', 1, true)
-  return string.sub(m, 1, sep - 1), tonumber(string.sub(m, sep + 1))
-end
-
-local function expire(cid)
-  local pk = P .. 'pt:' .. cid
-  local lots = redis.call('ZRANGEBYSCORE', pk, '-inf', now, 'WITHSCORES')
-  if #lots == 0 then return end
-  local ck = P .. 'c:' .. cid
-  local bal = tonumber(redis.call('HGET', ck, 'points') or '0')
-  local total = 0
-  for i = 1, #lots, 2 do
-    local lot, rem = lot_parse(lots[i])
-    bal = bal - rem
-    total = total + rem
-    ledger(cid, {'at', lots[i + 1], 'delta', fmt(-rem), 'balance', fmt(bal), 'reason', 'expire',
-                 'ref', lot})
-  end
-  redis.call('ZREMRANGEBYSCORE', pk, '-inf', now)
-  redis.call('HSET', ck, 'points', fmt(bal))
-  timeline(cid, 'type', 'points', 'delta', fmt(-total), 'balance', fmt(bal), 'reason', 'expire')
-end
-
-local function debit(cid, n, ref, note, by)
-  local pk = P .. 'pt:' .. cid
-  local lots = redis.call('ZRANGE', pk, 0, -1, 'WITHSCORES')
-  local avail = 0
-  for i = 1, #lots, 2 do
-    local _, rem = lot_parse(lots[i])
-    avail = avail + rem
-  end
-  if avail < n then return nil, avail end
-  local need = n
-  for i = 1, #lots, 2 do
-    if need == 0 then break end
-    local lot, rem = lot_parse(lots[i])
-    redis.call('ZREM', pk, lots[i])
-    if rem > need then
-      redis.call('ZADD', pk, lots[i + 1], lot .. '|' .. fmt(rem - need))
-      need = 0
-    else
-      need = need - rem
-    end
-  end
-  local bal = redis.call('HINCRBY', P .. 'c:' .. cid, 'points', fmt(-n))
-  local f = {'at', fmt(now), 'delta', fmt(-n), 'balance', fmt(bal), 'reason', 'spend', 'ref', ref}
-  if note ~= '' then f[#f + 1] = 'note'; f[#f + 1] = note end
-  if by ~= '' then f[#f + 1] = 'by'; f[#f + 1] = by end
-  local lid = ledger(cid, f)
-  timeline(cid, 'type', 'points', 'delta', fmt(-n), 'balance', fmt(bal), 'reason', 'spend',
-           'ref', ref)
-  return lid, bal
-end
+local op = ARGV[2]
+-- use: points
 
 -- ---- one entry ---------------------------------------------------------------------------
 
@@ -147,7 +81,7 @@ local function enter(rid, cid, method, ref, code, count, amount, cur, by)
   if method == 'points' then
     expire(cid)
     local cost = count * tonumber(f[6])
-    local lid, bal = debit(cid, cost, 'raffle:' .. rid, 'raffle entry', by)
+    local lid, bal = debit(cid, cost, 'spend', 'raffle:' .. rid, 'raffle entry', by)
     if not lid then return 'refused', 'insufficient_points', fmt(bal) end
     spent = {points = cost, entry = lid, balance = bal}
   end
