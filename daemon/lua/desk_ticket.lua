@@ -54,14 +54,16 @@ local function sid_after(a, b)
   return am > bm or (am == bm and as > bs)
 end
 
--- Move the inbox cursor to last and drop the entries before it.
+-- Move the inbox cursor to last and drop the entries up to it (the replies are on tickets
+-- now; the audit stream keeps its own copy).
 local function advance(last)
   if last == '' then return end
   local k = P .. 'desk:incur'
   local cur = redis.call('GET', k) or ''
   if sid_after(last, cur) then
     redis.call('SET', k, last)
-    redis.call('XTRIM', P .. 'deskin', 'MINID', last)
+    local ms, seq = string.match(last, '^(%d+)-(%d+)$')
+    redis.call('XTRIM', P .. 'deskin', 'MINID', ms .. '-' .. string.format('%d', seq + 1))
   end
 end
 

@@ -431,6 +431,9 @@ def test_desk_no_reply_lost_on_kill9(fx):
     check(not twice, "every reply in exactly one ticket's conversation: %r" % twice[:5])
     check(len(tks) == len(replies) == rc.zcard("clubd:tickets"),
           "%d replies, %d tickets" % (len(replies), rc.zcard("clubd:tickets")))
+    # the desk's inbox keeps nothing it has opened
+    wait_until(lambda: rc.xlen("clubd:deskin") == 0, 10, "the inbox trimmed behind the desk",
+               on_fail=lambda: rc.xrange("clubd:deskin", count=3))
 
 
 @timeout(120)

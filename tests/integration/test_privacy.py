@@ -205,8 +205,12 @@ def test_export_then_erase_leaves_nothing(fx):
     check(x.status == 201, "raffle -> %r" % x)
     x = mk.post("/v1/raffles/pr/entries", {"contact_id": cid, "method": "code", "code": "QZ77"})
     check(x.status in (200, 201), "raffle entry -> %r" % x)
-    # a reply (attributed to the campaign), then an opt-out with its confirmation
+    # a reply (attributed to the campaign), then an opt-out with its confirmation; the desk
+    # held back (its cursor far ahead), so the reply still waits in the desk's inbox
+    rc.set(P + "desk:incur", "9999999999999-0")
     kannel(d, PHONE_LOCAL, REPLY, "mo-1")
+    check([f for _, f in rc.xrange(P + "deskin") if f.get("contact") == cid],
+          "the reply waits in the desk's inbox")
     kannel(d, PHONE_LOCAL, "STOP", "mo-2")
     wait_until(lambda: [m for m in rc.keys(P + "m:*") if rc.hget(m, "kw") == "opt_out"], 15,
                "the opt-out confirmation")
