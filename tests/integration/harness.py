@@ -73,6 +73,14 @@ def timeout(seconds):
     return deco
 
 
+def serial(fn):
+    """Decorator: run.py -j N runs this test alone, after the others (it
+    measures rates or durations that other tests' load would distort).
+    A module-level SERIAL = True marks every test in the file."""
+    fn.serial = True
+    return fn
+
+
 # Children die with the runner even when it is killed (setpriv sets
 # PR_SET_PDEATHSIG before exec).  The death signal follows the thread that
 # started the child: start processes from the test's main thread only.
