@@ -63,3 +63,26 @@ def test_limits_and_hostile_input(fx):
     check(len(ids) == 4, "contacts after refusals: %d" % len(ids))
     stats = r.client().hgetall("clubd:stats")
     check(int(stats.get("created", 0)) == 0, "no message was created: %r" % stats)
+
+
+@timeout(60)
+def test_header_size_limit(fx):
+    """libmicrohttpd's per-connection pool (16 KiB) holds the request line and
+    headers: about 12 KiB of headers are served, 20 KiB are refused by the
+    library (431 or 400) without harming the daemon."""
+    from harness import raw_http
+    r = fx.redis()
+    d = fx.clubd(r)
+    tok = fx.tokens["viewer"]
+
+    def head(pad):
+        return ("GET /v1/contacts?limit=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                "Authorization: Bearer %s\r\nX-Pad: %s\r\nConnection: close\r\n\r\n"
+                % (tok, "p" * pad)).encode()
+
+    st, _ = raw_http(d.port, head(12 * 1024))
+    check(st == 200, "12 KiB of headers -> %r" % st)
+    st, _ = raw_http(d.port, head(20 * 1024))
+    check(st in (400, 431), "20 KiB of headers -> %r" % st)
+    x = d.client("viewer").get("/v1/contacts?limit=1")
+    check(x.status == 200, "still serving -> %r" % x)
