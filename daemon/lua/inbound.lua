@@ -59,14 +59,15 @@ local ITEM = 16
 local raffles_open = nil
 local counts = {} -- P stats fields, written once per batch
 local claimed = nil -- the dedupe key the current item set
+local counted = {} -- the current item's counters, added to counts when it succeeds
 
 local function count(field)
-  counts[field] = (counts[field] or 0) + 1
+  counted[#counted + 1] = field
 end
 
 local function new_contact(id, fields)
-  call('HSET', P .. 'c:' .. id, 'id', id, 'created', now, 'updated', now, 'v', 1, 'lead', 1,
-       unpack(fields))
+  call('HSET', P .. 'c:' .. id, 'id', id, 'created', now, 'updated', now, 'v', '1', 'lead',
+       '1', unpack(fields))
   call('ZADD', P .. 'contacts', '0', id)
 end
 
@@ -287,10 +288,11 @@ end
 -- the message); the others of the batch are recorded as if it had not been there.
 local out = {}
 for b = 10, #ARGV - ITEM + 1, ITEM do
-  claimed = nil
+  claimed, counted = nil, {}
   local ok, res = pcall(record, b)
   if ok then
     out[#out + 1] = res
+    for _, field in ipairs(counted) do counts[field] = (counts[field] or 0) + 1 end
   else
     if claimed then call('DEL', claimed) end
     out[#out + 1] = {'err', tostring(res), '', 0, '', '', '', ''}

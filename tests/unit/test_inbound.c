@@ -903,12 +903,22 @@ static void test_router_batch_poison(void **state)
 	rep = redisCommand(t->fx.sync, "EXISTS clubd:inb:test:p-4");
 	assert_int_equal(rep->integer, 0);
 	freeReplyObject(rep);
+	char *n = get(t, "HGET clubd:stats %s", "inbound:opt_out");
+	assert_null(n); /* not counted */
+	n = get(t, "HGET clubd:stats %s", "inbound:reply");
+	assert_non_null(n);
+	assert_string_equal(n, "5"); /* p-0 and the four neighbours */
+	free(n);
 	rep = redisCommand(t->fx.sync, "HDEL clubd:c:%s prefs", cid);
 	freeReplyObject(rep);
 	route_one(t, "p-4", "STOP", NULL, 0);
 	assert_int_equal(t->res.err, 0);
 	assert_int_equal(t->res.duplicate, 0);
 	assert_string_equal(t->res.action, "opt_out");
+	n = get(t, "HGET clubd:stats %s", "inbound:opt_out");
+	assert_non_null(n);
+	assert_string_equal(n, "1");
+	free(n);
 	free(cid);
 }
 
