@@ -43,6 +43,7 @@
 #include "util.h"
 
 #define IMPORT_PENDING_MAX 512
+#define IMPORT_BATCH       100 /* rows per script call */
 #define IMPORT_ERRORS_MAX  1000
 #define IMPORT_LINE_MAX    65536
 #define IMPORT_COLS_MAX    1024
@@ -192,6 +193,8 @@ struct import {
 	uint64_t row_offset, line_offset;
 
 	int pending, paused, ended;
+	struct import_op *batch[IMPORT_BATCH]; /* rows waiting for the next script call */
+	size_t nbatch;
 	uint64_t rows, created, updated, failed;
 	json_t *errors;
 	json_t *ignored;
@@ -202,6 +205,8 @@ struct import_op {
 	uint64_t row, line;
 	struct argv pairs; /* kept for a dedupe retry */
 	int retried;
+	char mode[8]; /* create, upsert, patch */
+	char *id;     /* the contact to write */
 };
 
 static void import_free(void *p)
@@ -301,6 +306,7 @@ static void maybe_finish(struct import *im)
 /* ---------------------------------------------------------------- writes */
 
 static void write_op(struct import_op *op, const char *mode, const char *id);
+static void batch_flush(struct import *im);
 
 static void on_written(struct redis *r, redisReply *rep, void *arg)
 {
@@ -342,6 +348,7 @@ static void on_written(struct redis *r, redisReply *rep, void *arg)
 		row_error(im, op->row, op->line, NULL, NULL, "not written");
 	}
 	argv_free(&op->pairs);
+	free(op->id);
 	free(op);
 	if (im->paused && im->pending < IMPORT_PENDING_MAX / 2) {
 		im->paused = 0;
@@ -351,18 +358,66 @@ static void on_written(struct redis *r, redisReply *rep, void *arg)
 	api_release(rq);
 }
 
-static void write_op(struct import_op *op, const char *mode, const char *id)
+/* The answers of one batch: each row as if it had been written alone. */
+struct batch_call {
+	struct import *im;
+	size_t n;
+	struct import_op *op[IMPORT_BATCH];
+};
+
+static void on_batch_written(struct redis *r, redisReply *rep, void *arg)
 {
-	struct app *app = api_app(op->im->rq);
+	struct batch_call *b = arg;
+	struct import *im = b->im;
+	int ok = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == b->n;
+	api_hold(im->rq); /* the last row's answer may release the request */
+	for (size_t i = 0; i < b->n; i++)
+		on_written(
+		    r, ok ? rep->element[i] : (rep && rep->type == REDIS_REPLY_ERROR ? rep : NULL),
+		    b->op[i]);
+	free(b);
+	batch_flush(im); /* dedupe retries queued by the answers */
+	api_release(im->rq);
+}
+
+/* Send the waiting rows as one lua/contact_write.lua 'batch' call. */
+static void batch_flush(struct import *im)
+{
+	if (im->nbatch == 0)
+		return;
+	struct app *app = api_app(im->rq);
+	struct batch_call *b = xmalloc(sizeof *b);
+	b->im = im;
+	b->n = im->nbatch;
+	memcpy(b->op, im->batch, im->nbatch * sizeof *b->op);
+	im->nbatch = 0;
 	struct argv a;
 	argv_init(&a);
-	argv_add(&a, mode);
-	argv_add(&a, id);
+	argv_add(&a, "batch");
 	argv_addll(&a, now_ms());
-	for (int i = 0; i < op->pairs.n; i++)
-		argv_addn(&a, op->pairs.v[i], op->pairs.len[i]);
-	store_eval(app->st, SCRIPT_CONTACT_WRITE, &a, on_written, op);
+	for (size_t i = 0; i < b->n; i++) {
+		const struct import_op *op = b->op[i];
+		argv_addll(&a, 2 + op->pairs.n);
+		argv_add(&a, op->mode);
+		argv_add(&a, op->id);
+		for (int k = 0; k < op->pairs.n; k++)
+			argv_addn(&a, op->pairs.v[k], op->pairs.len[k]);
+	}
+	store_eval(app->st, SCRIPT_CONTACT_WRITE, &a, on_batch_written, b);
 	argv_free(&a);
+}
+
+/* Queue the row's write; a full batch leaves at once, the rest when the
+ * chunk, the upload or a batch's answers are done (batch_flush). */
+static void write_op(struct import_op *op, const char *mode, const char *id)
+{
+	struct import *im = op->im;
+	snprintf(op->mode, sizeof op->mode, "%s", mode);
+	free(op->id);
+	op->id = xstrdup(id);
+	im->batch[im->nbatch++] = op;
+	if (im->nbatch == IMPORT_BATCH)
+		batch_flush(im);
 }
 
 /* Validate a contact object and queue its write.  id: patch that contact
@@ -906,7 +961,7 @@ static void h_import(struct api_req *rq)
 	}
 }
 
-static long import_chunk(struct api_req *rq, const char *data, size_t len)
+static long import_chunk_rows(struct api_req *rq, const char *data, size_t len)
 {
 	struct import *im = api_data(rq);
 	struct app *app = api_app(rq);
@@ -957,7 +1012,14 @@ static long import_chunk(struct api_req *rq, const char *data, size_t len)
 	return (long)len;
 }
 
-static void import_end(struct api_req *rq)
+static long import_chunk(struct api_req *rq, const char *data, size_t len)
+{
+	long r = import_chunk_rows(rq, data, len);
+	batch_flush(api_data(rq)); /* the rows of this chunk, written together */
+	return r;
+}
+
+static void import_end_rows(struct api_req *rq)
 {
 	struct import *im = api_data(rq);
 	if (api_replied(rq))
@@ -984,7 +1046,15 @@ static void import_end(struct api_req *rq)
 		}
 	}
 	im->ended = 1;
-	maybe_finish(im);
+}
+
+static void import_end(struct api_req *rq)
+{
+	struct import *im = api_data(rq);
+	import_end_rows(rq);
+	batch_flush(im); /* before maybe_finish: every row is pending or done */
+	if (im->ended)
+		maybe_finish(im);
 }
 
 /* ---------------------------------------------------------------- export */
