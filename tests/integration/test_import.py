@@ -101,7 +101,8 @@ def test_import_csv_rows(fx):
 
 @timeout(60)
 def test_import_dedupe(fx):
-    d = fx.clubd(fx.redis())
+    red = fx.redis()
+    d = fx.clubd(red)
     mk = d.client("marketer")
     body = "name,phone,email\n" + "".join("c%d,0915000%04d,c%d@example.com\n" % (i, i, i) for i in range(50))
     r = imp(mk, body)
@@ -126,6 +127,17 @@ def test_import_dedupe(fx):
     r = imp(mk, "name,phone\nfirst,09180000000\nsecond,0918 000 0000\n")
     check(r.status == 200 and r.json["created"] == 1 and r.json["updated"] == 1, "twice -> %r" % r)
     check(lookup(mk, "+989180000000")["name"] == "second", "later row wins")
+    # rows go to Redis 100 at a time: one that fails in the script (its stored version is not a
+    # number) fails alone, named by its line; the rows around it are written
+    bad = lookup(mk, "+989150000007")["id"]
+    rc = red.client()
+    rc.hset("clubd:c:" + bad, "v", "not-a-number")
+    body = "name,phone\n" + "".join("b%d,0915000%04d\n" % (i, i) for i in range(20))
+    r = imp(mk, body)
+    check(r.status == 200 and r.json["created"] + r.json["updated"] == 19 and r.json["failed"] == 1
+          and r.json["errors"][0]["line"] == 9, "one bad row in a batch -> %r" % r)
+    check(lookup(mk, "+989150000008")["name"] == "b8", "its neighbour written")
+    rc.close()
 
 
 @timeout(60)
