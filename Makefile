@@ -140,7 +140,8 @@ check-style:
 # libFuzzer targets (clang): every tests/fuzz/fuzz_NAME.c runs FUZZ_SECONDS from its seeds.
 FUZZ_SECONDS ?= 30
 FUZZ_SRC := daemon/template.c daemon/jalali.c daemon/tz.c daemon/util.c daemon/text.c daemon/log.c \
-	daemon/inbound.c daemon/addr.c channels/twilio_sig.c daemon/mail_parse.c channels/mime.c
+	daemon/inbound.c daemon/addr.c channels/twilio_sig.c daemon/hmac_key.c daemon/mail_parse.c \
+	channels/mime.c
 fuzz:
 	@mkdir -p build/fuzz
 	@for f in tests/fuzz/fuzz_*.c; do \

@@ -15,14 +15,13 @@
 #include "twilio_sig.h"
 
 #include <errno.h>
-#include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/params.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "hmac_key.h"
 #include "util.h"
 
 #define TWILIO_KEY_CACHE 4  /* distinct auth tokens kept keyed */
@@ -78,18 +77,9 @@ static EVP_MAC_CTX *key_get(const char *token, size_t len)
 	for (size_t i = 0; i < TWILIO_KEY_CACHE; i++)
 		if (keys[i].token && keys[i].len == len && ct_equal(keys[i].token, token, len))
 			return keys[i].ctx;
-	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	if (!mac)
+	EVP_MAC_CTX *c = hmac_key_new("SHA1", token, len);
+	if (!c)
 		return NULL;
-	EVP_MAC_CTX *c = EVP_MAC_CTX_new(mac);
-	EVP_MAC_free(mac); /* the context keeps its own reference */
-	OSSL_PARAM p[] = {
-	    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA1", 0),
-	    OSSL_PARAM_construct_end()};
-	if (!c || !EVP_MAC_init(c, (const unsigned char *)token, len, p)) {
-		EVP_MAC_CTX_free(c);
-		return NULL;
-	}
 	struct sig_key *k = &keys[next_key++ % TWILIO_KEY_CACHE];
 	key_drop(k);
 	k->token = xstrndup(token, len);

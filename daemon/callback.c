@@ -11,38 +11,20 @@
  */
 #include "callback.h"
 
-#include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/params.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "hmac_key.h"
 #include "util.h"
 
 #define SIGN_MSG_MAX 256 /* purpose ":" id, NUL included */
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static EVP_MAC_CTX *keyed; /* HMAC-SHA256 keyed with the secret; NULL = none */
-
-static EVP_MAC_CTX *hmac_sha256_keyed(const void *key, size_t len)
-{
-	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	if (!mac)
-		return NULL;
-	EVP_MAC_CTX *c = EVP_MAC_CTX_new(mac);
-	EVP_MAC_free(mac); /* the context keeps its own reference */
-	OSSL_PARAM p[] = {
-	    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
-	    OSSL_PARAM_construct_end()};
-	if (c && !EVP_MAC_init(c, key, len, p)) {
-		EVP_MAC_CTX_free(c);
-		c = NULL;
-	}
-	return c;
-}
 
 int callback_init(const char *spec, char *why, size_t whylen)
 {
@@ -61,7 +43,7 @@ int callback_init(const char *spec, char *why, size_t whylen)
 		snprintf(why, whylen, "the callback secret must be at least 16 characters");
 		return -1;
 	}
-	EVP_MAC_CTX *c = hmac_sha256_keyed(s, n);
+	EVP_MAC_CTX *c = hmac_key_new("SHA256", s, n);
 	secret_free(s);
 	if (!c) {
 		snprintf(why, whylen, "cannot set up HMAC-SHA256 (OpenSSL)");

@@ -35,6 +35,7 @@
 
 #include "addr.h"
 #include "app.h"
+#include "club/notify_msg.h"
 #include "club/survey.h"
 #include "inbound.h"
 #include "log.h"
@@ -551,37 +552,17 @@ static void on_target_started(struct redis *r, redisReply *rep, void *arg)
 	}
 }
 
-static void load_prefs(const redisReply *c, struct prefs *p)
-{
-	const char *field, *reason;
-	const char *t = hash_get(c, "prefs");
-	json_t *pj = t ? json_loads(t, 0, NULL) : NULL;
-	if (prefs_parse(pj, p, &field, &reason) < 0)
-		prefs_parse(NULL, p, &field, &reason); /* stored prefs were validated */
-	json_decref(pj);
-}
-
 /* The channel for a survey to contact c: l->kind or the preferred one;
  * -1 when the preferences allow none (why says why). */
 static int pick_kind(struct launch *l, const redisReply *c, char *why, size_t whylen)
 {
-	struct app *app = l->app;
 	struct prefs p;
-	load_prefs(c, &p);
 	int enabled[ADDR_KINDS];
-	struct prefs_input in = {.prefs = &p,
-	                         .tz = str_or(hash_get(c, "tz"), app->cfg->contacts_default_tz),
-	                         .requested = l->kind,
-	                         .category = CAT_SURVEY,
-	                         .now_ms = now_ms(),
-	                         .channel_enabled = enabled};
-	for (int k = 0; k < ADDR_KINDS; k++) {
-		char f[16];
-		snprintf(f, sizeof f, "a:%s", addr_kind_name((enum addr_kind)k));
-		in.addr[k] = hash_get(c, f);
-		enabled[k] =
-		    chan_find(app->chans, app->nchans, addr_kind_name((enum addr_kind)k)) != NULL;
-	}
+	struct prefs_input in;
+	notify_msg_input(l->app, c, &p, enabled, &in);
+	in.requested = l->kind;
+	in.category = CAT_SURVEY;
+	in.now_ms = now_ms();
 	struct prefs_decision dec;
 	prefs_decide(&in, &dec);
 	if (dec.action == PREFS_SUPPRESS) {

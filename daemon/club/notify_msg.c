@@ -35,6 +35,24 @@ void notify_msg_prefs(const redisReply *contact, struct prefs *p)
 	json_decref(pj);
 }
 
+void notify_msg_input(const struct app *app, const redisReply *contact, struct prefs *p,
+                      int enabled[ADDR_KINDS], struct prefs_input *in)
+{
+	notify_msg_prefs(contact, p);
+	const char *tz = hash_get(contact, "tz");
+	*in = (struct prefs_input){.prefs = p,
+	                           .tz = tz ? tz : app->cfg->contacts_default_tz,
+	                           .requested = -1,
+	                           .channel_enabled = enabled};
+	for (int k = 0; k < ADDR_KINDS; k++) {
+		char f[16];
+		snprintf(f, sizeof f, "a:%s", addr_kind_name((enum addr_kind)k));
+		in->addr[k] = hash_get(contact, f);
+		enabled[k] =
+		    chan_find(app->chans, app->nchans, addr_kind_name((enum addr_kind)k)) != NULL;
+	}
+}
+
 int notify_msg_tplset(const char *tpl_json, struct tplset **ts, const char **field)
 {
 	struct tmpl_error terr;
@@ -188,25 +206,13 @@ static size_t pick_preferred(struct prefs_input *in, int requested, int kinds[AD
 static size_t pick_kinds(const struct app *app, const struct notify_msg *m, int kinds[ADDR_KINDS],
                          int *first, char *why, size_t whylen)
 {
-	const redisReply *c = m->contact;
 	struct prefs p;
-	notify_msg_prefs(c, &p);
-	int cat = category_parse(m->category);
 	int enabled[ADDR_KINDS];
-	struct prefs_input in = {.prefs = &p,
-	                         .tz = hash_get(c, "tz") ? hash_get(c, "tz")
-	                                                 : app->cfg->contacts_default_tz,
-	                         .requested = -1,
-	                         .category = cat < 0 ? m->cat_dflt : (enum category)cat,
-	                         .now_ms = m->due,
-	                         .channel_enabled = enabled};
-	for (int k = 0; k < ADDR_KINDS; k++) {
-		char f[16];
-		snprintf(f, sizeof f, "a:%s", addr_kind_name((enum addr_kind)k));
-		in.addr[k] = hash_get(c, f);
-		enabled[k] =
-		    chan_find(app->chans, app->nchans, addr_kind_name((enum addr_kind)k)) != NULL;
-	}
+	struct prefs_input in;
+	notify_msg_input(app, m->contact, &p, enabled, &in);
+	int cat = category_parse(m->category);
+	in.category = cat < 0 ? m->cat_dflt : (enum category)cat;
+	in.now_ms = m->due;
 	*first = -1;
 	if (m->pick == NOTIFY_MSG_PREFERRED) {
 		size_t n = pick_preferred(&in, m->requested, kinds, first, why, whylen);

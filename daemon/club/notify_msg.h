@@ -22,6 +22,14 @@
  * defaults when absent or unreadable (stored prefs were validated). */
 void notify_msg_prefs(const redisReply *contact, struct prefs *p);
 
+struct app;
+/* The preferences input for a message to a contact (HGETALL reply): its
+ * prefs into *p, its time zone (or [contacts] default_tz), its addresses
+ * and which channels this clubd runs (into enabled); the caller sets
+ * requested, category and now_ms.  p and enabled must outlive in. */
+void notify_msg_input(const struct app *app, const redisReply *contact, struct prefs *p,
+                      int enabled[ADDR_KINDS], struct prefs_input *in);
+
 /* Parse a stored template definition (JSON text) into *ts (caller frees
  * with tplset_free).  0, or -EINVAL with *field naming the bad part (may
  * stay NULL). */

@@ -17,33 +17,12 @@ import zoneinfo
 from harness import SLOW, check, parallel, timeout, wait_until
 
 from sink import Sink
-
-
-def template(mk, tid, text):
-    r = mk.post("/v1/templates", {"id": tid, "name": tid, "default_lang": "fa",
-                                  "variants": [{"channel": "sms", "lang": "fa", "text": text}]})
-    check(r.status == 201, "template %s: %r" % (tid, r))
+from test_campaigns import campaign, state, template
+from test_campaigns import contacts as campaigns_contacts
 
 
 def contacts(d, n, tag):
-    mk = d.client("marketer")
-    out = []
-    for i in range(n):
-        r = mk.post("/v1/contacts", {"first_name": "C%d" % i, "lang": "fa", "tags": [tag],
-                                     "addresses": {"sms": "0912%07d" % (i + 1)}})
-        check(r.status == 201, "contact: %r" % r)
-        out.append(r.json["id"])
-    return out
-
-
-def campaign(mk, body):
-    r = mk.post("/v1/campaigns", body)
-    check(r.status == 201, "campaign create: %r" % r)
-    return r.json["id"]
-
-
-def state(mk, cid):
-    return mk.get("/v1/campaigns/" + cid).json["state"]
+    return campaigns_contacts(d, n, tag, start=1)
 
 
 class CountingSink(Sink):
@@ -246,7 +225,7 @@ def test_render_cache_eviction_and_daily_run(fx):
         if camp == daily:
             continue
         check(camp in index, "message %s of campaign %r" % (mid, camp))
-        want = "campaign %02d C" % index[camp]
+        want = "campaign %02d مشتری" % index[camp]
         check(body["text"].startswith(want), "message of %s (%s) says %r" %
               (camp, want, body["text"]))
         per.setdefault(camp, set()).add(body["contact_id"])
